@@ -1,0 +1,106 @@
+"""Streaming line I/O for manifests on S3 or local disk, so no manifest is ever held in memory."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from boxloop.aws.clients import client
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+S3_SCHEME = "s3://"
+_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class S3Uri:
+    """A parsed ``s3://bucket/key`` URI."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        """Split ``s3://bucket/key``; raises ``ValueError`` naming the URI when it is not one."""
+        if not uri.startswith(S3_SCHEME) or "/" not in uri[len(S3_SCHEME) :]:
+            raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+        bucket, key = uri[len(S3_SCHEME) :].split("/", 1)
+        if not bucket:
+            raise ValueError(f"S3 URI has no bucket: {uri!r}")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self.key}"
+
+    def join(self, *parts: str) -> S3Uri:
+        """A key below this one (``/`` inserted as needed)."""
+        key = self.key.rstrip("/")
+        for part in parts:
+            key = f"{key}/{part.strip('/')}" if key else part.strip("/")
+        return S3Uri(self.bucket, key)
+
+
+def is_s3_uri(location: str) -> bool:
+    """True for ``s3://`` locations, false for local paths."""
+    return location.startswith(S3_SCHEME)
+
+
+def iter_lines(location: str) -> Iterator[bytes]:
+    """The lines of an S3 object or local file as bytes, streamed (line endings stripped)."""
+    if not is_s3_uri(location):
+        with Path(location).open("rb") as f:
+            for line in f:
+                yield line.rstrip(b"\r\n")
+        return
+    uri = S3Uri.parse(location)
+    body = client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
+    pending = b""
+    for chunk in body.iter_chunks(_CHUNK_BYTES):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
+
+
+@contextlib.contextmanager
+def open_for_write(location: str) -> Iterator[IO[str]]:
+    """A text file to write lines into; on S3 it is spooled to disk then uploaded on close.
+
+    The object appears only when the block exits without an error, so a failed step never
+    leaves a half-written manifest behind for the next step to read.
+    """
+    if not is_s3_uri(location):
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        with tmp.open("w", encoding="utf-8") as f:
+            yield f
+        tmp.replace(path)
+        return
+    uri = S3Uri.parse(location)
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        yield spool
+        spool.flush()
+        spool.buffer.seek(0)
+        client("s3").upload_fileobj(spool.buffer, uri.bucket, uri.key)
+
+
+def read_text(location: str) -> str:
+    """A small text object (a config or label map), S3 or local."""
+    if not is_s3_uri(location):
+        return Path(location).read_text(encoding="utf-8")
+    uri = S3Uri.parse(location)
+    return client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read().decode("utf-8")
+
+
+def write_text(location: str, text: str) -> None:
+    """Write a small text object (a report or config), S3 or local."""
+    with open_for_write(location) as f:
+        f.write(text)

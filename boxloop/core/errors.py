@@ -1,0 +1,62 @@
+"""Error types for bad input; class names are API (Lambda error types, ASL ErrorEquals)."""
+
+from __future__ import annotations
+
+
+class BoxloopError(Exception):
+    """Base class for every error boxloop raises about its input or configuration."""
+
+
+class ManifestError(BoxloopError, ValueError):
+    """A manifest line cannot be used as it is."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str = "<manifest>",
+        line: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.field = field
+        self.hint = hint
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """`source:line: field reason (fix: hint)`, the way editors and compilers print it."""
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.detail}"
+
+    @property
+    def detail(self) -> str:
+        """The message without its location: `field reason (fix: hint)`."""
+        what = f"{self.field} {self.reason}" if self.field else self.reason
+        fix = f" (fix: {self.hint})" if self.hint else ""
+        return f"{what}{fix}"
+
+    def at(self, *, source: str, line: int) -> ManifestError:
+        """The same error located at a manifest line (parsers raise before they know the line)."""
+        return ManifestError(
+            self.reason, source=source, line=line, field=self.field, hint=self.hint
+        )
+
+
+class BoxError(BoxloopError, ValueError):
+    """A box has impossible coordinates, class id or score."""
+
+
+class ConfigError(BoxloopError, ValueError):
+    """One or more configuration values are invalid; the message lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"- {p}" for p in self.problems))
+
+
+class NothingUsableError(ManifestError):
+    """Every line of a manifest was bad: there is nothing to continue with."""
