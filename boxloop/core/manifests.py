@@ -107,6 +107,7 @@ class ManifestLine:
     id: str
     source_ref: str
     label: Label | None
+    label_attribute: str | None
     fields: dict[str, Any]
 
 
@@ -198,7 +199,8 @@ def parse_line(
         raise exc.at(source=source, line=line) from None
     except BoxError as exc:
         raise ManifestError(str(exc), source=source, line=line) from None
-    return ManifestLine(line=line, id=record_id(ref), source_ref=ref, label=label, fields=obj)
+    return ManifestLine(line=line, id=record_id(ref), source_ref=ref, label=label,
+                        label_attribute=attrs[0] if label is not None else None, fields=obj)
 
 
 def validate_manifest(

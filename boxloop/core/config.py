@@ -1,0 +1,202 @@
+"""The loop's settings: one frozen value built from defaults, stack context and run overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from boxloop.core.errors import ConfigError
+from boxloop.core.labels import LabelConfig
+
+TargetMetric = Literal["mean_iou", "exact_match"]
+SelectionStrategy = Literal["least_confidence", "closest_to_threshold", "random"]
+Aggregator = Literal["ambiguity", "min", "mean", "ambiguous_count"]
+
+DEFAULT_HYPERPARAMETERS: dict[str, str] = {
+    # The built-in Object Detection algorithm (SSD); values as the AWS samples use them, with
+    # num_classes, num_training_samples and label_width derived per iteration, never set here.
+    "base_network": "resnet-50",
+    "use_pretrained_model": "1",
+    "epochs": "30",
+    "learning_rate": "0.001",
+    "lr_scheduler_step": "10,20",
+    "lr_scheduler_factor": "0.1",
+    "optimizer": "sgd",
+    "momentum": "0.9",
+    "weight_decay": "0.0005",
+    "overlap_threshold": "0.5",
+    "nms_threshold": "0.45",
+    "image_shape": "512",
+    "mini_batch_size": "16",
+}
+DERIVED_HYPERPARAMETERS = frozenset({"num_classes", "num_training_samples", "label_width"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopConfig:
+    """Everything a run of the loop needs to decide, besides the data itself.
+
+    Defaults follow Ground Truth where it publishes a figure (expected mean IoU 0.6 for boxes;
+    a 20 % validation share) and the prototype's lessons elsewhere (no auto-labeling before the
+    validation set is large enough; a lower confidence bound on the calibrated accuracy).
+    """
+
+    labels: LabelConfig
+    label_attribute: str = "boxes"
+    job_prefix: str = "boxloop"
+    seed: int = 0
+    # Human labeling.
+    seed_size: int = 100
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.0
+    batch_size: int = 100
+    audit_share: float = 0.05
+    selection_strategy: SelectionStrategy = "least_confidence"
+    max_label_attempts: int = 2
+    workers_per_object: int = 1
+    task_title: str = "Draw a box around each object"
+    task_description: str = "Draw a tight box around every visible object of the listed classes."
+    task_time_limit_s: int = 300
+    task_availability_s: int = 864_000
+    max_concurrent_tasks: int = 1000
+    # Auto-labeling decision.
+    target_metric: TargetMetric = "mean_iou"
+    target_value: float = 0.6
+    confidence_level: float | None = 0.9
+    min_validation: int = 50
+    aggregator: Aggregator = "ambiguity"
+    score_floor: float = 0.05
+    keep_threshold: float = 0.5
+    quality_gate_map: float = 0.0
+    quality_gate_metric: str = "validation:mAP"
+    # Stop rules.
+    max_iterations: int = 10
+    human_label_budget: int | None = None
+    cost_cap_usd: float | None = None
+    patience: int = 2
+    # Training.
+    hyperparameters: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS))
+    initial_model_uri: str | None = None
+    # Costs for reports and the cost cap.
+    price_per_human_label_usd: float = 0.26
+    price_per_auto_label_usd: float = 0.08
+
+    def __post_init__(self) -> None:
+        problems = _range_problems(self)
+        if self.target_metric not in get_args(TargetMetric):
+            problems.append(
+                f"target_metric must be one of {get_args(TargetMetric)}, got {self.target_metric!r}"
+            )
+        if self.selection_strategy not in get_args(SelectionStrategy):
+            problems.append(
+                f"selection_strategy must be one of {get_args(SelectionStrategy)}, "
+                f"got {self.selection_strategy!r}"
+            )
+        if self.aggregator not in get_args(Aggregator):
+            problems.append(
+                f"aggregator must be one of {get_args(Aggregator)}, got {self.aggregator!r}"
+            )
+        derived = DERIVED_HYPERPARAMETERS & set(self.hyperparameters)
+        if derived:
+            problems.append(
+                f"hyperparameters {sorted(derived)} are derived from the data each "
+                "iteration; remove them from the overrides"
+            )
+        if not all(isinstance(v, str) for v in self.hyperparameters.values()):
+            problems.append("hyperparameters values must be strings, as SageMaker requires")
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def is_auto_labeling_possible(self) -> bool:
+        """False when settings make auto-labeling impossible (e.g. no validation set)."""
+        return self.validation_fraction > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the label config becomes the list of class names)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["labels"] = list(self.labels.class_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> LoopConfig:
+        """Build from JSON data; unknown keys and bad values are all reported at once.
+
+        Raises:
+            ConfigError: listing every unknown key and every invalid value.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        problems = [f"{source}: unknown setting {k!r}" for k in sorted(set(data) - known)]
+        values = {k: v for k, v in data.items() if k in known}
+        if "labels" not in values:
+            problems.append(f"{source}: 'labels' (the class names) is required")
+        else:
+            try:
+                values["labels"] = LabelConfig.from_value(
+                    values["labels"], source=f"{source}.labels"
+                )
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if "hyperparameters" in values:
+            values["hyperparameters"] = {**DEFAULT_HYPERPARAMETERS, **values["hyperparameters"]}
+        if problems:
+            raise ConfigError(problems)
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError([f"{source}: {exc}"]) from exc
+
+    def with_overrides(self, overrides: dict[str, Any], *, source: str = "overrides") -> LoopConfig:
+        """A copy with run-time overrides (e.g. from the execution input) applied."""
+        return LoopConfig.from_dict({**self.to_dict(), **overrides}, source=source)
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "seed_size": (1, 1e9),
+    "validation_fraction": (0.0, 0.9),
+    "test_fraction": (0.0, 0.5),
+    "batch_size": (1, 1e6),
+    "audit_share": (0.0, 1.0),
+    "max_label_attempts": (1, 100),
+    "workers_per_object": (1, 9),
+    "task_time_limit_s": (30, 28_800),
+    "task_availability_s": (60, 864_000),
+    "max_concurrent_tasks": (1, 5000),
+    "target_value": (0.0, 1.0),
+    "min_validation": (1, 1e9),
+    "score_floor": (0.0, 1.0),
+    "keep_threshold": (0.0, 1.0),
+    "quality_gate_map": (0.0, 1.0),
+    "max_iterations": (1, 1000),
+    "patience": (1, 1000),
+    "price_per_human_label_usd": (0.0, 1e6),
+    "price_per_auto_label_usd": (0.0, 1e6),
+}
+
+
+def _range_problems(config: LoopConfig) -> list[str]:
+    problems = []
+    for name, (low, high) in _RANGES.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{name} must be a number, got {value!r}")
+        elif not low <= value <= high:
+            problems.append(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    if config.confidence_level is not None and not 0.5 <= config.confidence_level < 1:
+        problems.append(
+            f"confidence_level must be in [0.5, 1) or null, got {config.confidence_level}"
+        )
+    if config.validation_fraction + config.test_fraction >= 1:
+        problems.append("validation_fraction + test_fraction must leave images for the pool")
+    if config.keep_threshold < config.score_floor:
+        problems.append("keep_threshold must be >= score_floor")
+    if (
+        not config.job_prefix
+        or len(config.job_prefix) > 20
+        or not config.job_prefix.replace("-", "").isalnum()
+    ):
+        problems.append(
+            f"job_prefix must be 1-20 letters, digits or hyphens, got {config.job_prefix!r}"
+        )
+    return problems

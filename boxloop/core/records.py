@@ -1,0 +1,159 @@
+"""Ledger records: one image, its label (if any) and boxloop's provenance, to and from JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from boxloop.core.errors import ManifestError
+from boxloop.core.formats.groundtruth import (
+    METADATA_SUFFIX,
+    Label,
+    label_to_fields,
+    record_to_label,
+)
+from boxloop.core.manifests import SOURCE_REF, record_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+Role = Literal["seed", "validation", "test", "pool"]
+PROVENANCE_KEY = "boxloop"
+ID_KEY = "id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provenance:
+    """boxloop's own facts about a record, kept under the ``boxloop`` key of its ledger line.
+
+    Attributes:
+        role: ``validation`` images calibrate the auto-label threshold and are never trained on;
+            ``test`` images only measure; ``seed`` and ``pool`` images are for training and
+            auto-labeling.
+        iteration: The iteration that produced the current label.
+        confidence: The latest image confidence from the model (pool images), for selection.
+        threshold: The calibrated threshold an auto-label passed.
+        model: The model (training job) that made an auto-label.
+        attempts: Human labeling attempts that failed or expired.
+        audit: True for an image sent to humans as an audit of would-be auto-labels.
+        image_wh: The image size, once known (from the label or the image header).
+    """
+
+    role: Role = "pool"
+    iteration: int | None = None
+    confidence: float | None = None
+    threshold: float | None = None
+    model: str | None = None
+    attempts: int = 0
+    audit: bool = False
+    image_wh: tuple[int, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact JSON: fields at their defaults are left out."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Provenance:
+        """Parse the ``boxloop`` key; raises ``ManifestError`` naming the bad field."""
+        if not isinstance(data, dict):
+            raise ManifestError(
+                f"must be an object, got {type(data).__name__}", field=PROVENANCE_KEY
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ManifestError(f"has unknown keys {unknown}", field=PROVENANCE_KEY)
+        if data.get("role", "pool") not in get_args(Role):
+            raise ManifestError(
+                f"must be one of {get_args(Role)}, got {data['role']!r}",
+                field=f"{PROVENANCE_KEY}.role",
+            )
+        values = dict(data)
+        if values.get("image_wh") is not None:
+            values["image_wh"] = tuple(values["image_wh"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One ledger line.
+
+    Attributes:
+        id: Stable id, a hash of ``source_ref``.
+        source_ref: The image URI.
+        label: The current label under the run's label attribute, or ``None``.
+        provenance: boxloop's own facts.
+        extra: Every other field of the input line, passed through untouched so that nothing
+            the user had in their manifest is lost.
+    """
+
+    id: str
+    source_ref: str
+    label: Label | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_labeled(self) -> bool:
+        """True once a human or the machine has labeled the image."""
+        return self.label is not None
+
+    @property
+    def is_human_labeled(self) -> bool:
+        """True when the label came from humans (it is never replaced by a machine label)."""
+        return self.label is not None and self.label.human_annotated
+
+    @property
+    def image_wh(self) -> tuple[int, int] | None:
+        """The image size if known, from the label or the provenance."""
+        return self.label.detections.image_wh if self.label else self.provenance.image_wh
+
+    def replace(self, **changes: Any) -> Record:
+        """A copy with fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def with_provenance(self, **changes: Any) -> Record:
+        """A copy with provenance fields changed."""
+        return dataclasses.replace(self, provenance=dataclasses.replace(self.provenance, **changes))
+
+
+def record_from_json(obj: Mapping[str, Any], attr: str) -> Record:
+    """Parse a ledger (or input manifest) line.
+
+    Raises:
+        ManifestError: naming the field; the caller adds source and line.
+    """
+    ref = obj.get(SOURCE_REF)
+    if not isinstance(ref, str) or not ref:
+        raise ManifestError("is missing or not a string", field=SOURCE_REF)
+    rid = record_id(ref)
+    if ID_KEY in obj and obj[ID_KEY] != rid:
+        raise ManifestError(
+            f"is {obj[ID_KEY]!r} but source-ref hashes to {rid!r}",
+            field=ID_KEY,
+            hint="ids are derived from source-ref; remove the id field",
+        )
+    label = record_to_label(obj, attr, image_id=rid)
+    provenance = (
+        Provenance.from_json(obj[PROVENANCE_KEY]) if PROVENANCE_KEY in obj else Provenance()
+    )
+    skip = {SOURCE_REF, ID_KEY, PROVENANCE_KEY, attr, attr + METADATA_SUFFIX}
+    extra = {k: v for k, v in obj.items() if k not in skip}
+    return Record(id=rid, source_ref=ref, label=label, provenance=provenance, extra=extra)
+
+
+def record_to_json(record: Record, attr: str) -> dict[str, Any]:
+    """The ledger line of a record: input fields, id, label fields and provenance."""
+    obj: dict[str, Any] = {SOURCE_REF: record.source_ref, ID_KEY: record.id, **record.extra}
+    if record.label is not None:
+        obj.update(label_to_fields(record.label, attr))
+    provenance = record.provenance.to_json()
+    if provenance:
+        obj[PROVENANCE_KEY] = provenance
+    return obj

@@ -1,0 +1,163 @@
+"""The run's state as it travels between steps: URIs, counts and the iteration, nothing more.
+
+Every step reads the ledger named here and writes new immutable files under the run's root,
+named by ``RunPaths``; the state payload stays a few hundred bytes whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import iter_lines, open_for_write, read_text
+from boxloop.core.config import LoopConfig
+from boxloop.core.errors import ConfigError, ManifestError
+from boxloop.core.ledger import LedgerCounts
+from boxloop.core.manifests import iter_json_lines, write_json_line
+from boxloop.core.records import Record, record_from_json, record_to_json
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+CONFIG_ENV = "BOXLOOP_CONFIG"
+BUCKET_ENV = "BOXLOOP_BUCKET"
+KMS_ENV = "BOXLOOP_KMS_KEY_ARN"
+_NAME_RE = re.compile(r"[^a-zA-Z0-9-]+")
+
+
+def run_hash(run_id: str) -> str:
+    """Eight hex chars naming the run inside job names (which SageMaker caps at 63 chars)."""
+    return hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaths:
+    """Where each step writes: ``<root>/iter-<k>/<step>/...`` plus the ledger versions."""
+
+    root: str
+
+    def config(self) -> str:
+        """The effective LoopConfig of the run."""
+        return f"{self.root}/config.json"
+
+    def ledger(self, iteration: int, step: str) -> str:
+        """An immutable ledger version written by ``step`` in ``iteration``."""
+        return f"{self.root}/ledger/iter-{iteration:03d}-{step}.jsonl"
+
+    def step(self, iteration: int, step: str, name: str = "") -> str:
+        """A file (or prefix when ``name`` is empty) of a step of an iteration."""
+        base = f"{self.root}/iter-{iteration:03d}/{step}"
+        return f"{base}/{name}" if name else f"{base}/"
+
+    def output(self, name: str) -> str:
+        """A final output of the run."""
+        return f"{self.root}/output/{name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunState:
+    """The ``run`` block of the state machine payload.
+
+    Attributes:
+        run_id: The execution name; folders are named after it.
+        root: ``s3://bucket/runs/<run_id>`` (or a local folder in tests).
+        ledger: The current ledger version.
+        iteration: The current iteration, 0 for the seed round.
+        counts: Ledger counts after the last step.
+        model: The last trained model: ``{"name", "artifacts", "map"}`` or ``None``.
+        decision: ``"continue"`` or ``"finalize"``, set by filter-low-confidence.
+        stop_reason: Why the loop stopped (or will stop).
+        stalled: Iterations in a row that labeled nothing new.
+    """
+
+    run_id: str
+    root: str
+    ledger: str
+    iteration: int = 0
+    counts: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    decision: str = "continue"
+    stop_reason: str | None = None
+    stalled: int = 0
+
+    @property
+    def paths(self) -> RunPaths:
+        """The naming scheme of this run's files."""
+        return RunPaths(self.root)
+
+    def job_name(self, config: LoopConfig, kind: str, *, iteration: int | None = None) -> str:
+        """``<prefix>-<run hash>-<iteration>-<kind>``: deterministic and unique per run."""
+        k = self.iteration if iteration is None else iteration
+        return f"{config.job_prefix}-{run_hash(self.run_id)}-{k:03d}-{kind}"
+
+    def replace(self, **changes: Any) -> RunState:
+        """A copy with fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The payload form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunState:
+        """Parse the ``run`` block; raises ConfigError naming what is missing."""
+        if not isinstance(data, dict):
+            raise ConfigError([f"run: expected an object, got {type(data).__name__}"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [k for k in ("run_id", "root", "ledger") if k not in data]
+        if missing:
+            raise ConfigError([f"run.{k} is missing" for k in missing])
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def safe_name(text: str, max_len: int = 40) -> str:
+    """Letters, digits and hyphens only, for folder and job names."""
+    return _NAME_RE.sub("-", text).strip("-")[:max_len] or "run"
+
+
+def default_config() -> LoopConfig:
+    """The stack's LoopConfig, from the ``BOXLOOP_CONFIG`` environment variable (JSON)."""
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        raise ConfigError([f"environment variable {CONFIG_ENV} is not set (the stack sets it)"])
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"{CONFIG_ENV} is not valid JSON: {exc.msg}"]) from exc
+    return LoopConfig.from_dict(data, source=CONFIG_ENV)
+
+
+def load_config(run: RunState) -> LoopConfig:
+    """The run's effective config, written by ingest."""
+    return LoopConfig.from_dict(
+        json.loads(read_text(run.paths.config())), source=run.paths.config()
+    )
+
+
+def iter_records(location: str, attr: str) -> Iterator[Record]:
+    """Stream the records of a ledger file; a bad line is an error naming file and line."""
+    for item in iter_json_lines(iter_lines(location), source=location):
+        if isinstance(item, ManifestError):
+            raise item
+        line_no, obj = item
+        try:
+            yield record_from_json(obj, attr)
+        except ManifestError as exc:
+            raise exc.at(source=location, line=line_no) from None
+
+
+def write_records(
+    location: str, records: Iterable[Record], attr: str, *, max_attempts: int | None = None
+) -> LedgerCounts:
+    """Write records as JSON Lines and return their counts (one pass)."""
+    counts = LedgerCounts()
+    with open_for_write(location) as out:
+        for record in records:
+            counts.add(record, max_attempts=max_attempts)
+            write_json_line(out, record_to_json(record, attr))
+    return counts
