@@ -1,0 +1,231 @@
+"""Per-image confidence of a model's predicted boxes, and which boxes become the auto-label.
+
+Every predicted box falls in one of three score bands (scores in ``[0, 1]``)::
+
+    [0, score_floor)              dropped: detector noise, never looked at
+    [score_floor, band_low)       weak: not kept, not ambiguous
+    [band_low, keep_threshold)    ambiguous: "is there an object or not?"
+    [keep_threshold, 1]           kept: these boxes become the auto-label
+
+An aggregator turns the kept and ambiguous scores into one number in ``[0, 1]``. The local
+detector's prototype found that plain ``min``/``mean`` of kept scores miss images with a
+half-confident extra or missed object, and that ``ambiguity`` (its ``min_amb``) ranks the
+most confident images best (research/local-detector.md §5), so ``ambiguity`` is the default.
+
+Images with no kept box are handled the same way for every aggregator: their auto-label would
+be "no objects", and the strongest unkept box (at or above the floor) is roughly the chance
+that this is wrong, so the value is capped at ``1 - that score`` (see :func:`image_confidence`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, Protocol
+
+from boxloop.core.detections import Detections
+from boxloop.core.errors import BoxError, ConfigError
+
+AggregatorName = Literal["min", "mean", "ambiguity", "ambiguous_count"]
+"""The registered aggregators (see :data:`AGGREGATORS`)."""
+
+DEFAULT_BAND_LOW = 0.15
+"""The prototype's band start: ``band_low = min(0.15, keep_threshold / 2)`` unless set."""
+
+
+class Aggregator(Protocol):
+    """Turns an image's kept and ambiguous box scores into a confidence in ``[0, 1]``.
+
+    Both sequences may be empty; with both empty the result must be 1.0 (nothing to doubt).
+    """
+
+    def __call__(self, kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+        """Confidence in ``[0, 1]``; higher means the kept boxes are more likely right."""
+        ...
+
+
+def aggregate_min(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+    """The lowest kept score: one doubtful box makes the whole image doubtful."""
+    del ambiguous
+    return min(kept, default=1.0)
+
+
+def aggregate_mean(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+    """The mean kept score (1.0 with nothing kept)."""
+    del ambiguous
+    return math.fsum(kept) / len(kept) if kept else 1.0
+
+
+def aggregate_ambiguity(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+    """``min(min kept score, 1 - max ambiguous score)``: the prototype's ``min_amb``.
+
+    An ambiguous box is a possible missed object (the auto-label lacks it) or a possible
+    false positive that nearly got kept; either way the image is at most ``1 - its score`` sure.
+    """
+    return min(min(kept, default=1.0), 1.0 - max(ambiguous, default=0.0))
+
+
+def aggregate_ambiguous_count(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+    """``1 / (1 + number of ambiguous boxes)``: 1.0, 0.5, 0.33, ... ; kept scores are ignored."""
+    del kept
+    return 1.0 / (1 + len(ambiguous))
+
+
+AGGREGATORS: Mapping[AggregatorName, Aggregator] = MappingProxyType(
+    {
+        "min": aggregate_min,
+        "mean": aggregate_mean,
+        "ambiguity": aggregate_ambiguity,
+        "ambiguous_count": aggregate_ambiguous_count,
+    }
+)
+"""Name -> aggregator; the config names one of these keys."""
+
+
+def _is_unit(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 <= value <= 1.0
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfidenceConfig:
+    """How predicted boxes are split into bands and aggregated (all scores in ``[0, 1]``).
+
+    Attributes:
+        aggregator: Name of the aggregator in :data:`AGGREGATORS`.
+        score_floor: Boxes scored below this are dropped before anything else (noise).
+        keep_threshold: Boxes scored at or above this are kept and form the auto-label.
+        band_low: Start of the ambiguous band ``[band_low, keep_threshold)``. ``None`` takes the
+            prototype's ``min(0.15, keep_threshold / 2)``, raised to ``score_floor`` if needed.
+            ``band_low == keep_threshold`` disables the band.
+
+    Raises:
+        ConfigError: Listing every invalid value; needs
+            ``0 <= score_floor <= band_low <= keep_threshold <= 1`` and ``keep_threshold > 0``.
+    """
+
+    aggregator: AggregatorName = "ambiguity"
+    score_floor: float = 0.05
+    keep_threshold: float = 0.5
+    band_low: float | None = None
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.aggregator not in AGGREGATORS:
+            problems.append(
+                f"aggregator must be one of {sorted(AGGREGATORS)}, got {self.aggregator!r}"
+            )
+        named = {"score_floor": self.score_floor, "keep_threshold": self.keep_threshold}
+        if self.band_low is not None:
+            named["band_low"] = self.band_low
+        bad = [name for name, value in named.items() if not _is_unit(value)]
+        problems.extend(f"{name} must be a number in [0, 1], got {named[name]!r}" for name in bad)
+        if not bad:
+            if self.keep_threshold <= 0:
+                problems.append("keep_threshold must be > 0, or every box (even score 0) is kept")
+            if self.score_floor > self.keep_threshold:
+                problems.append(
+                    f"score_floor ({self.score_floor}) must be <= keep_threshold "
+                    f"({self.keep_threshold})"
+                )
+            if self.band_low is not None and not (
+                self.score_floor <= self.band_low <= self.keep_threshold
+            ):
+                problems.append(
+                    f"band_low ({self.band_low}) must lie in [score_floor, keep_threshold] = "
+                    f"[{self.score_floor}, {self.keep_threshold}]"
+                )
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def ambiguous_band(self) -> tuple[float, float]:
+        """``(low, high)`` of the half-open ambiguous band ``[low, high)``."""
+        if self.band_low is not None:
+            return (self.band_low, self.keep_threshold)
+        low = max(self.score_floor, min(DEFAULT_BAND_LOW, self.keep_threshold / 2))
+        return (low, self.keep_threshold)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageConfidence:
+    """The confidence of one image's predictions and the auto-label they would give.
+
+    Attributes:
+        value: Confidence in ``[0, 1]``; compared against the calibrated threshold.
+        kept: The boxes scored at or above ``keep_threshold`` (with their scores): the
+            auto-label if the image is accepted. Empty means "no objects".
+        n_ambiguous: Number of boxes in the ambiguous band.
+        is_empty: True when nothing is kept and nothing is ambiguous: the model says the image
+            holds no object ("truly empty"), as opposed to "everything missed?" (nothing kept,
+            something ambiguous).
+    """
+
+    value: float
+    kept: Detections
+    n_ambiguous: int
+    is_empty: bool
+
+
+def image_confidence(
+    predicted: Detections, config: ConfidenceConfig | None = None
+) -> ImageConfidence:
+    """Score one image's predictions and pick the boxes its auto-label would hold.
+
+    With kept boxes the value is ``aggregator(kept scores, ambiguous scores)``. With no kept
+    box the auto-label would be "no objects", which is wrong if any unkept box is a real
+    object, so the value is ``min(aggregator((), ambiguous scores), 1 - s)`` where ``s`` is the
+    highest score among the boxes at or above ``score_floor`` (0 when there are none):
+
+    * "truly empty" (no box at or above ``band_low``): ``1 - s`` with ``s < band_low``, so at
+      least ``1 - band_low`` (0.85 by default), and 1.0 when the floor removed everything;
+    * "everything missed?" (ambiguous boxes only): at most ``1 - max ambiguous score``, and
+      lower for ``ambiguous_count`` (at most 0.5).
+
+    Args:
+        predicted: The model's boxes for one image, pixels; every box must carry a score.
+        config: Bands and aggregator; the defaults when ``None``.
+
+    Returns:
+        The value, the kept boxes, the ambiguous-box count and the empty flag.
+
+    Raises:
+        BoxError: When a box has no score (a human label is not a prediction).
+    """
+    config = config or ConfidenceConfig()
+    band_low, keep_threshold = config.ambiguous_band
+    kept_boxes = []
+    kept: list[float] = []
+    ambiguous: list[float] = []
+    weak_max = 0.0
+    for index, box in enumerate(predicted.boxes):
+        score = box.score
+        if score is None:
+            raise BoxError(
+                f"image {predicted.image_id!r}: box {index} has no score; confidence needs "
+                "model predictions, not human labels"
+            )
+        if score < config.score_floor:
+            continue
+        if score >= keep_threshold:
+            kept.append(score)
+            kept_boxes.append(box)
+        elif score >= band_low:
+            ambiguous.append(score)
+        else:
+            weak_max = max(weak_max, score)
+    value = AGGREGATORS[config.aggregator](kept, ambiguous)
+    if not kept:
+        value = min(value, 1.0 - max(ambiguous, default=weak_max))
+    return ImageConfidence(
+        value=min(max(value, 0.0), 1.0),
+        kept=predicted.with_boxes(kept_boxes),
+        n_ambiguous=len(ambiguous),
+        is_empty=not kept and not ambiguous,
+    )

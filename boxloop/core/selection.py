@@ -1,0 +1,270 @@
+"""Choose which pool images go to humans: the learning batch plus an audit of auto-labels.
+
+One pass over a stream of candidates, with bounded heaps, so memory grows with the batch size
+``k`` and not with the pool. Every ranking ends in a keyed hash of ``(seed, record_id)``, so a
+selection depends only on the seed and the set of candidates, never on their order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from boxloop.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+Strategy = Literal["random", "least_confidence", "closest_to_threshold"]
+"""How the learning batch is ranked (see :func:`select`)."""
+
+STRATEGIES: tuple[Strategy, ...] = ("random", "least_confidence", "closest_to_threshold")
+
+_Key = tuple[int, float, int, str]
+"""(would-be auto-label 0/1, strategy value, keyed hash, record id): smaller ranks first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A pool image as selection sees it.
+
+    Attributes:
+        record_id: The ledger id; assumed unique in the pool.
+        confidence: The image confidence in ``[0, 1]``; ``None`` when the model has not
+            predicted it yet (ranked as the least certain image).
+        class_ids: Class ids of the predicted (kept) boxes, for per-class quotas.
+
+    Raises:
+        ValueError: For an empty id, a confidence outside ``[0, 1]`` or a negative class id.
+    """
+
+    record_id: str
+    confidence: float | None
+    class_ids: tuple[int, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.record_id, str) or not self.record_id:
+            raise ValueError(f"record_id must be a non-empty string, got {self.record_id!r}")
+        conf = self.confidence
+        if conf is not None and not (
+            isinstance(conf, int | float) and not isinstance(conf, bool) and 0.0 <= conf <= 1.0
+        ):
+            raise ValueError(
+                f"{self.record_id}: confidence must be in [0, 1] or None, got {conf!r}"
+            )
+        object.__setattr__(self, "class_ids", tuple(self.class_ids))
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in self.class_ids):
+            raise ValueError(f"{self.record_id}: class_ids must be ints >= 0, got {self.class_ids}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """The images to send to humans this round.
+
+    Attributes:
+        for_humans: The learning batch, best-ranked first.
+        audit: Would-be auto-labels sent to humans to measure the real accuracy of
+            auto-labeling, in random (hash) order; disjoint from ``for_humans``.
+        n_pool: Candidates seen.
+        n_auto: Candidates at or above the threshold (would-be auto-labels).
+    """
+
+    for_humans: tuple[str, ...]
+    audit: tuple[str, ...]
+    n_pool: int
+    n_auto: int
+
+
+def keyed_hash(seed: int | str, record_id: str, *, salt: str = "select") -> int:
+    """A 64-bit integer from ``(salt, seed, record_id)``, stable across processes and runs.
+
+    Python's ``hash`` is salted per process, so selections use blake2b instead.
+    """
+    digest = hashlib.blake2b(f"{salt}\x1f{seed}\x1f{record_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: _Key
+    candidate: Candidate
+
+    def __lt__(self, other: _Entry) -> bool:
+        return self.key > other.key  # reversed: the heap's root is the worst-ranked entry
+
+
+class _Best:
+    """The ``size`` candidates with the smallest keys seen so far, in O(size) memory."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._heap: list[_Entry] = []
+
+    def push(self, key: _Key, candidate: Candidate) -> None:
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, _Entry(key, candidate))
+        elif self.size and key < self._heap[0].key:
+            heapq.heapreplace(self._heap, _Entry(key, candidate))
+
+    def ranked(self) -> list[_Entry]:
+        return sorted(self._heap, key=lambda entry: entry.key)
+
+
+def _strategy_value(strategy: Strategy, conf: float | None, threshold: float | None) -> float:
+    """The strategy's ranking value (smaller first); -1 puts unpredicted images first."""
+    if strategy == "random":
+        return 0.0
+    if conf is None:
+        return -1.0
+    if strategy == "least_confidence":
+        return conf
+    return abs(conf - (threshold if threshold is not None else 0.0))
+
+
+def _check(
+    k: int,
+    strategy: str,
+    seed: int | str,
+    threshold: float | None,
+    per_class_quota: Mapping[int, int],
+    audit_share: float,
+) -> None:
+    problems: list[str] = []
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        problems.append(f"k must be an int >= 0, got {k!r}")
+    if strategy not in STRATEGIES:
+        problems.append(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | str):
+        problems.append(f"seed must be an int or a string, got {seed!r}")
+    if threshold is not None and not (
+        isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0
+    ):
+        problems.append(f"threshold must be in [0, 1] or None, got {threshold!r}")
+    if strategy == "closest_to_threshold" and threshold is None:
+        problems.append("strategy 'closest_to_threshold' needs a threshold")
+    if not (isinstance(audit_share, int | float) and 0.0 <= audit_share <= 1.0):
+        problems.append(f"audit_share must be in [0, 1], got {audit_share!r}")
+    problems.extend(
+        f"per_class_quota[{c!r}] must map a class id >= 0 to an int >= 0, got {q!r}"
+        for c, q in per_class_quota.items()
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (c, q))
+    )
+    if problems:
+        raise ConfigError(problems)
+
+
+def select(
+    candidates: Iterable[Candidate],
+    k: int,
+    strategy: Strategy,
+    seed: int | str,
+    *,
+    threshold: float | None = None,
+    per_class_quota: Mapping[int, int] | None = None,
+    audit_share: float = 0.0,
+) -> Selection:
+    """Pick ``min(k, pool size)`` images for humans in one pass over the pool.
+
+    Would-be auto-labels are the candidates with ``confidence >= threshold``. The human batch
+    has ``k`` slots:
+
+    * **Audit:** ``round(audit_share * k)`` slots (half up) go to a uniformly random sample of
+      the would-be auto-labels (smallest keyed hashes), or fewer if there are fewer. Their
+      human labels measure the real accuracy of auto-labeling. No threshold, no audit.
+    * **Learning batch:** the other slots, ranked by ``strategy``; would-be auto-labels rank
+      after every other candidate, so they fill the batch only when the rest of the pool is
+      too small:
+
+      - ``random``: smallest keyed hash of ``(seed, record_id)``;
+      - ``least_confidence``: lowest confidence first;
+      - ``closest_to_threshold``: smallest ``|confidence - threshold|`` first.
+
+      Candidates without a confidence rank first under both uncertainty strategies; ties
+      fall back to the keyed hash, then the record id.
+    * **Per-class quotas** (learning batch only): before the ranking fills the rest, classes
+      are served round-robin in ascending id order, one image per class per round: the class's
+      best-ranked unchosen image predicted to contain it, until the batch holds
+      ``per_class_quota[c]`` images predicted to contain ``c`` (an image counts for every class
+      it contains), the class has no such image left, or the slots run out. Images without
+      predictions count for no class.
+
+    Memory is O(k + sum of quotas + number of quota classes * audit size), whatever the pool.
+
+    Args:
+        candidates: The pool, streamed; record ids unique.
+        k: Human batch size (audit included).
+        strategy: Ranking of the learning batch.
+        seed: Makes ``random``, the audit and all tie-breaks reproducible.
+        threshold: The current auto-labeling threshold, or ``None`` when nothing is
+            auto-labeled (then nothing is a would-be auto-label).
+        per_class_quota: Minimum images per predicted class id in the learning batch.
+        audit_share: Share of the ``k`` slots given to the audit, in ``[0, 1]``.
+
+    Returns:
+        The learning batch and the audit, disjoint, ``min(k, pool)`` ids together.
+
+    Raises:
+        ConfigError: Listing every invalid argument.
+    """
+    quotas = dict(per_class_quota or {})
+    _check(k, strategy, seed, threshold, quotas, audit_share)
+    quotas = {c: q for c, q in quotas.items() if q > 0}
+    n_audit = math.floor(audit_share * k + 0.5) if threshold is not None else 0
+    main, audit = _Best(k), _Best(n_audit)
+    per_class = {c: _Best(q + n_audit) for c, q in quotas.items()}
+    n_pool = n_auto = 0
+    for candidate in candidates:
+        n_pool += 1
+        conf = candidate.confidence
+        is_auto = threshold is not None and conf is not None and conf >= threshold
+        n_auto += is_auto
+        key: _Key = (int(is_auto), _strategy_value(strategy, conf, threshold),
+                     keyed_hash(seed, candidate.record_id), candidate.record_id)
+        main.push(key, candidate)
+        for class_id in set(candidate.class_ids) & quotas.keys():
+            per_class[class_id].push(key, candidate)
+        if is_auto:
+            audit_key = (0, 0.0, keyed_hash(seed, candidate.record_id, salt="audit"),
+                         candidate.record_id)
+            audit.push(audit_key, candidate)
+
+    audit_ids = tuple(entry.candidate.record_id for entry in audit.ranked())
+    slots = min(k, n_pool) - len(audit_ids)
+    chosen: dict[str, _Entry] = {}
+    have: Counter[int] = Counter()
+    taken = set(audit_ids)
+
+    def take(entry: _Entry) -> None:
+        chosen[entry.candidate.record_id] = entry
+        taken.add(entry.candidate.record_id)
+        have.update(set(entry.candidate.class_ids))
+
+    queues = {c: iter(per_class[c].ranked()) for c in sorted(quotas)}
+    while queues and len(chosen) < slots:
+        for class_id in list(queues):
+            if len(chosen) >= slots:
+                break
+            if have[class_id] >= quotas[class_id]:
+                del queues[class_id]
+                continue
+            entry = next((e for e in queues[class_id] if e.candidate.record_id not in taken), None)
+            if entry is None:
+                del queues[class_id]
+            else:
+                take(entry)
+    for entry in main.ranked():
+        if len(chosen) >= slots:
+            break
+        if entry.candidate.record_id not in taken:
+            take(entry)
+    ranked = sorted(chosen.values(), key=lambda entry: entry.key)
+    return Selection(
+        for_humans=tuple(entry.candidate.record_id for entry in ranked),
+        audit=audit_ids,
+        n_pool=n_pool,
+        n_auto=n_auto,
+    )
