@@ -104,3 +104,31 @@ def write_text(location: str, text: str) -> None:
     """Write a small text object (a report or config), S3 or local."""
     with open_for_write(location) as f:
         f.write(text)
+
+
+def read_image_size(location: str) -> tuple[int, int]:
+    """An image's ``(width, height)`` from its header: a ranged GET, never a full download."""
+    from boxloop.core.image_size import HEADER_BYTES, image_size_from_header
+
+    if not is_s3_uri(location):
+        with Path(location).open("rb") as f:
+            return image_size_from_header(f.read(HEADER_BYTES))
+    uri = S3Uri.parse(location)
+    response = client("s3").get_object(
+        Bucket=uri.bucket, Key=uri.key, Range=f"bytes=0-{HEADER_BYTES - 1}"
+    )
+    return image_size_from_header(response["Body"].read())
+
+
+def try_read_text(location: str) -> str | None:
+    """Like ``read_text``, but ``None`` when the object or file does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise

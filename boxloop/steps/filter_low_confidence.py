@@ -1,0 +1,221 @@
+"""Filter low confidence: calibrate on validation images, auto-label the confident pool images.
+
+Two streaming passes join the id-sorted ledger with the id-sorted predictions: the first
+collects ``(confidence, score)`` pairs of human-labeled validation images and calibrates the
+threshold; the second writes the next ledger, auto-labeling pool images at or above it.
+Then the stop rules decide whether the loop goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import iter_lines, write_text
+from boxloop.core.boxes import Box
+from boxloop.core.calibration import CalibrationConfig, calibrate_scores, image_score
+from boxloop.core.cost import PriceTable, iteration_cost
+from boxloop.core.detections import Detections
+from boxloop.core.formats.groundtruth import Label
+from boxloop.steps.postprocess import PREDICTIONS_FILE, read_predictions
+from boxloop.steps.run import RunState, iter_records, write_records
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from boxloop.core.calibration import Calibration
+    from boxloop.core.config import LoopConfig
+    from boxloop.core.records import Record
+
+HISTOGRAM_BINS = 20
+
+
+def _joined(
+    run: RunState, config: LoopConfig, predictions_uri: str
+) -> Iterator[tuple[Record, dict[str, Any] | None]]:
+    """Ledger records with their prediction (or ``None``), both streams sorted by id."""
+    predictions = read_predictions(iter_lines(predictions_uri), predictions_uri)
+    nxt = next(predictions, None)
+    for record in iter_records(run.ledger, config.label_attribute):
+        while nxt is not None and nxt["id"] < record.id:
+            nxt = next(predictions, None)
+        if nxt is not None and nxt["id"] == record.id:
+            yield record, nxt
+            nxt = next(predictions, None)
+        else:
+            yield record, None
+
+
+def predicted_detections(prediction: dict[str, Any]) -> Detections:
+    """The kept boxes of one prediction line, as pixel Detections with scores."""
+    boxes = tuple(Box.from_xyxy(row[2:6], int(row[0]), float(row[1])) for row in prediction["kept"])
+    wh = prediction["image_wh"]
+    return Detections(image_id=prediction["id"], image_wh=(int(wh[0]), int(wh[1])), boxes=boxes)
+
+
+def calibration_config(config: LoopConfig) -> CalibrationConfig:
+    """The calibration settings of a loop config."""
+    return CalibrationConfig(
+        metric=config.target_metric,
+        target=config.target_value,
+        confidence_level=config.confidence_level,
+        min_validation=config.min_validation,
+    )
+
+
+def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
+    """Calibrate the threshold on this iteration's predictions for human-labeled validation."""
+    pairs = []
+    for record, prediction in _joined(run, config, predictions_uri):
+        if (
+            record.provenance.role != "validation"
+            or not record.is_human_labeled
+            or prediction is None
+            or prediction.get("missing")
+            or record.label is None
+        ):
+            continue
+        predicted = predicted_detections(prediction)
+        score = image_score(predicted, record.label.detections, config.target_metric)
+        pairs.append((float(prediction["confidence"]), score))
+    return calibrate_scores(pairs, calibration_config(config))
+
+
+def _auto_label(
+    record: Record, prediction: dict[str, Any], config: LoopConfig, model: str, run: RunState
+) -> Label:
+    detections = predicted_detections(prediction)
+    detections = Detections(
+        image_id=record.id, image_wh=detections.image_wh, boxes=detections.boxes
+    )
+    return Label(
+        detections=detections,
+        confidences=tuple(b.score or 0.0 for b in detections),
+        class_map=config.labels.class_map,
+        human_annotated=False,
+        job_name=f"boxloop/{model}",
+        creation_date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+    )
+
+
+def _histogram(values: list[float]) -> list[int]:
+    bins = [0] * HISTOGRAM_BINS
+    for v in values:
+        bins[min(HISTOGRAM_BINS - 1, int(v * HISTOGRAM_BINS))] += 1
+    return bins
+
+
+def _decide(
+    run: RunState, config: LoopConfig, counts: dict[str, Any], new_labels: int, spent_usd: float
+) -> tuple[str, str | None, int]:
+    stalled = 0 if new_labels else run.stalled + 1
+    open_images = counts["unlabeled"] - counts["exhausted"]
+    if counts["unlabeled"] == 0:
+        return "finalize", "all images labeled", stalled
+    if open_images <= 0:
+        return "finalize", "the remaining images failed labeling too often", stalled
+    if run.iteration + 1 >= config.max_iterations:
+        return "finalize", f"max_iterations ({config.max_iterations}) reached", stalled
+    if config.human_label_budget is not None and counts["human"] >= config.human_label_budget:
+        return "finalize", f"human_label_budget ({config.human_label_budget}) used", stalled
+    if config.cost_cap_usd is not None and spent_usd >= config.cost_cap_usd:
+        return "finalize", f"cost_cap_usd ({config.cost_cap_usd}) reached", stalled
+    if stalled >= config.patience:
+        return "finalize", f"no new labels for {stalled} iterations", stalled
+    return "continue", None, stalled
+
+
+def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str, Any]) -> RunState:
+    """Write the next ledger and the iteration report; returns the run state for the Choice."""
+    predictions_uri = (
+        inference["postprocess"]["output_path"] + PREDICTIONS_FILE
+        if inference.get("count")
+        else None
+    )
+    gate = inference.get("gate") or {"passed": True}
+    calibration = calibrate(run, config, predictions_uri)
+    threshold = calibration.threshold if gate.get("passed") else None
+    model = inference.get("model_name") or ""
+    pool_confidences: list[float] = []
+    auto = 0
+
+    def updated() -> Iterator[Record]:
+        nonlocal auto
+        for record, prediction in _joined(run, config, predictions_uri):
+            if (
+                record.is_labeled
+                or prediction is None
+                or prediction.get("missing")
+                or record.provenance.role not in ("seed", "pool")
+            ):
+                yield record
+                continue
+            confidence = float(prediction["confidence"])
+            pool_confidences.append(confidence)
+            if threshold is not None and confidence >= threshold:
+                auto += 1
+                yield record.replace(
+                    label=_auto_label(record, prediction, config, model, run)
+                ).with_provenance(
+                    iteration=run.iteration, confidence=confidence, threshold=threshold, model=model
+                )
+            else:
+                yield record.with_provenance(confidence=confidence)
+
+    ledger = run.paths.ledger(run.iteration, "filter")
+    counts = write_records(
+        ledger, updated(), config.label_attribute, max_attempts=config.max_label_attempts
+    ).to_json()
+    prices = PriceTable.from_label_prices(
+        human_label_usd=config.price_per_human_label_usd,
+        auto_label_usd=config.price_per_auto_label_usd,
+    )
+    spent = iteration_cost(human_labels=counts["human"], auto_labels=counts["auto"], prices=prices)
+    previous = run.counts or {}
+    new_labels = (counts["human"] + counts["auto"]) - (
+        previous.get("human_before_iteration", 0) + previous.get("auto_before_iteration", 0)
+    )
+    decision, reason, stalled = _decide(run, config, counts, new_labels, float(spent.total_usd))
+    report = {
+        "iteration": run.iteration,
+        "counts": counts,
+        "auto_labeled": auto,
+        "gate": gate,
+        "calibration": {
+            "threshold": calibration.threshold,
+            "applied_threshold": threshold,
+            "metric": calibration.metric,
+            "target": calibration.target,
+            "expected_accuracy": calibration.expected_accuracy,
+            "lower_bound": calibration.lower_bound,
+            "coverage": calibration.coverage,
+            "n_validation": calibration.n_validation,
+            "n_accepted": calibration.n_accepted,
+            "curve": [list(point) for point in calibration.curve],
+        },
+        "confidence_histogram": _histogram(pool_confidences),
+        "cost_to_date": spent.to_dict(),
+        "decision": decision,
+        "stop_reason": reason,
+    }
+    write_text(run.paths.step(run.iteration, "report", "report.json"), json.dumps(report, indent=2))
+    counts_next = {
+        **counts,
+        "human_before_iteration": counts["human"],
+        "auto_before_iteration": counts["auto"],
+    }
+    return run.replace(
+        ledger=ledger,
+        counts=counts_next,
+        iteration=run.iteration + 1,
+        model={
+            "name": model,
+            "artifacts": inference.get("model_artifacts"),
+            "threshold": threshold,
+            "gate": gate.get("passed"),
+        },
+        decision=decision,
+        stop_reason=reason,
+        stalled=stalled,
+    )

@@ -1,0 +1,63 @@
+"""Finalize: the Ground Truth-compatible output manifest and the run report."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import try_read_text, write_text
+from boxloop.core.cost import PriceTable, all_human_cost, iteration_cost, savings_fraction
+from boxloop.steps.run import RunState, iter_records, write_records
+
+if TYPE_CHECKING:
+    from boxloop.core.config import LoopConfig
+
+OUTPUT_MANIFEST = "output.manifest"
+REPORT = "report.json"
+
+
+def iteration_reports(run: RunState) -> list[dict[str, Any]]:
+    """The reports that filter-low-confidence wrote, in iteration order."""
+    reports = []
+    for k in range(run.iteration + 1):
+        text = try_read_text(run.paths.step(k, "report", REPORT))
+        if text is not None:
+            reports.append(json.loads(text))
+    return reports
+
+
+def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
+    """Write ``output/output.manifest`` and ``output/report.json``; returns the result block."""
+    attr = config.label_attribute
+    manifest = run.paths.output(OUTPUT_MANIFEST)
+    counts = write_records(
+        manifest, iter_records(run.ledger, attr), attr, max_attempts=config.max_label_attempts
+    ).to_json()
+    prices = PriceTable.from_label_prices(
+        human_label_usd=config.price_per_human_label_usd,
+        auto_label_usd=config.price_per_auto_label_usd,
+    )
+    cost = iteration_cost(human_labels=counts["human"], auto_labels=counts["auto"], prices=prices)
+    baseline = all_human_cost(counts["total"], prices)
+    report = {
+        "run_id": run.run_id,
+        "iterations": run.iteration,
+        "stop_reason": run.stop_reason
+        or ("all images labeled" if counts["unlabeled"] == 0 else None),
+        "counts": counts,
+        "auto_share": counts["auto"] / counts["total"] if counts["total"] else 0.0,
+        "cost": cost.to_dict(),
+        "all_human_cost": baseline.to_dict(),
+        "savings_fraction": savings_fraction(cost, baseline),
+        "per_iteration": iteration_reports(run),
+        "output_manifest": manifest,
+        "model": run.model,
+    }
+    report_uri = run.paths.output(REPORT)
+    write_text(report_uri, json.dumps(report, indent=2))
+    return {
+        "output_manifest": manifest,
+        "report": report_uri,
+        "counts": counts,
+        "stop_reason": report["stop_reason"],
+    }

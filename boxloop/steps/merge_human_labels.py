@@ -1,0 +1,113 @@
+"""Merge human labels: fold a labeling job's output manifest into the ledger.
+
+Images the job failed on, or never returned, go back to the pool with their attempt count
+raised, so a bounded number of retries happens and the loop cannot spin on expiring tasks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import iter_lines
+from boxloop.core.errors import ManifestError
+from boxloop.core.formats.groundtruth import METADATA_SUFFIX
+from boxloop.core.ledger import MergeStats, merge_sorted, sort_by_id
+from boxloop.core.manifests import iter_json_lines
+from boxloop.core.records import Record, record_from_json
+from boxloop.steps.run import RunState, iter_records, write_records
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from boxloop.core.config import LoopConfig
+
+FAILURE_KEY = "failure-reason"
+
+
+def _check_labels(record: Record, config: LoopConfig, *, source: str, line: int) -> None:
+    for i, box in enumerate(record.label.detections if record.label else ()):
+        if box.class_id not in config.labels.class_map:
+            raise ManifestError(
+                f"{box.class_id} is not a class of this run's label config",
+                source=source,
+                line=line,
+                field=f"{config.label_attribute}.annotations[{i}].class_id",
+            )
+
+
+def _failed(record: Record) -> Record:
+    attempts = record.provenance.attempts + 1
+    return record.replace(label=None).with_provenance(attempts=attempts, audit=False)
+
+
+def _iter_updates(
+    output_manifest: str, config: LoopConfig, iteration: int, returned: set[str]
+) -> Iterator[Record]:
+    """Records as the job returned them: labeled, or failed with a reason."""
+    attr = config.label_attribute
+    for item in iter_json_lines(iter_lines(output_manifest), source=output_manifest):
+        if isinstance(item, ManifestError):
+            raise item
+        line_no, obj = item
+        metadata = obj.get(attr + METADATA_SUFFIX)
+        failed = isinstance(metadata, dict) and FAILURE_KEY in metadata and attr not in obj
+        if failed:
+            obj = {k: v for k, v in obj.items() if k != attr + METADATA_SUFFIX}
+        try:
+            record = record_from_json(obj, attr)
+        except ManifestError as exc:
+            raise exc.at(source=output_manifest, line=line_no) from None
+        returned.add(record.id)
+        if failed or record.label is None:
+            yield _failed(record)
+            continue
+        _check_labels(record, config, source=output_manifest, line=line_no)
+        role = "validation" if record.provenance.audit else record.provenance.role
+        yield record.with_provenance(
+            role=role,
+            iteration=iteration,
+            confidence=None,
+            image_wh=record.label.detections.image_wh,
+        )
+
+
+def _iter_missing(input_manifest: str, config: LoopConfig, returned: set[str]) -> Iterator[Record]:
+    """Input records the job did not return at all (expired or stopped)."""
+    for record in iter_records(input_manifest, config.label_attribute):
+        if record.id not in returned:
+            yield _failed(record)
+
+
+def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, Any]) -> RunState:
+    """Write the next ledger version with the job's labels; returns the updated run state.
+
+    Re-running it with the same inputs writes the same ledger: the updates derive from the
+    job's files and the ledger version it started from, never from the previous merge.
+    """
+    attr = config.label_attribute
+    returned: set[str] = set()
+    output_manifest = (labeling.get("result") or {}).get("output_manifest")
+    updates: list[Iterator[Record]] = []
+    if output_manifest:
+        updates.append(_iter_updates(output_manifest, config, run.iteration, returned))
+    updates.append(_iter_missing(labeling["input_manifest"], config, returned))
+
+    def chained() -> Iterator[Record]:
+        for stream in updates:  # in order: _iter_missing needs `returned` filled first
+            yield from stream
+
+    stats = MergeStats()
+    merged = merge_sorted(iter_records(run.ledger, attr), sort_by_id(chained(), attr), stats)
+    ledger = run.paths.ledger(run.iteration, "merge")
+    counts = write_records(ledger, merged, attr, max_attempts=config.max_label_attempts)
+    if stats.unknown_ids:
+        raise ManifestError(
+            f"the labeling output holds {len(stats.unknown_ids)} images that are not in the "
+            f"ledger (first: {stats.unknown_ids[0]})",
+            source=output_manifest or "",
+            hint="check that the job's input manifest came from this run",
+        )
+    return run.replace(
+        ledger=ledger,
+        counts={**counts.to_json(), "merged": stats.updated, "kept_human": stats.kept_human},
+    )

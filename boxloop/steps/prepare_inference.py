@@ -1,0 +1,117 @@
+"""Prepare inference: the quality gate, and the ManifestFile batch transform reads.
+
+Batch transform reads the images in place through a ManifestFile (no copy), and writes
+``<output>/<key>.out`` for each listed key; the records file written beside it maps each key
+back to its record id, so post-processing joins by full key, never by file name.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import S3Uri, open_for_write
+from boxloop.core.errors import ConfigError
+from boxloop.core.manifests import write_json_line
+from boxloop.steps.run import RunState, iter_records
+
+if TYPE_CHECKING:
+    from boxloop.core.config import LoopConfig
+    from boxloop.core.records import Record
+
+RECORDS_FILE = "records.jsonl"
+
+
+def metric_value(metrics: list[dict[str, Any]] | None, name: str) -> float | None:
+    """A final metric by name (``FinalMetricDataList``), never by position."""
+    for metric in metrics or []:
+        if metric.get("MetricName") == name:
+            return float(metric["Value"])
+    return None
+
+
+def quality_gate(training: dict[str, Any], config: LoopConfig) -> dict[str, Any]:
+    """Whether this iteration's model may auto-label, from its validation metric."""
+    value = metric_value((training.get("result") or {}).get("metrics"), config.quality_gate_metric)
+    passed = value is not None and value >= config.quality_gate_map
+    if value is None and config.quality_gate_map == 0:
+        passed = True
+    return {
+        "metric": config.quality_gate_metric,
+        "value": value,
+        "floor": config.quality_gate_map,
+        "passed": passed,
+    }
+
+
+def _needs_prediction(record: Record) -> bool:
+    role = record.provenance.role
+    if role in ("validation", "test"):
+        return record.is_human_labeled
+    return not record.is_labeled
+
+
+def prepare_inference(
+    run: RunState, config: LoopConfig, training: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the ManifestFile and records file; returns the ``inference`` block.
+
+    Raises:
+        ConfigError: when the images live in more than one bucket (a ManifestFile has one
+            prefix).
+    """
+    attr = config.label_attribute
+    manifest_uri = run.paths.step(run.iteration, "inference", "input.manifest")
+    records_uri = run.paths.step(run.iteration, "inference", RECORDS_FILE)
+    bucket: str | None = None
+    count = 0
+    with open_for_write(manifest_uri) as manifest, open_for_write(records_uri) as records:
+        for record in iter_records(run.ledger, attr):
+            if not _needs_prediction(record):
+                continue
+            uri = S3Uri.parse(record.source_ref)
+            if bucket is None:
+                bucket = uri.bucket
+                manifest.write("[" + json.dumps({"prefix": f"s3://{bucket}/"}))
+            elif uri.bucket != bucket:
+                raise ConfigError(
+                    [
+                        f"images must share one bucket for batch transform: "
+                        f"{record.source_ref} is not in s3://{bucket}/"
+                    ]
+                )
+            manifest.write(",\n" + json.dumps(uri.key))
+            write_json_line(
+                records,
+                {
+                    "id": record.id,
+                    "source-ref": record.source_ref,
+                    "key": uri.key,
+                    "image_wh": record.image_wh,
+                },
+            )
+            count += 1
+        manifest.write("]\n" if bucket else "[]\n")
+    job_name = training["job_name"]
+    return {
+        "count": count,
+        "gate": quality_gate(training, config),
+        "model_name": job_name,
+        "model_artifacts": (training.get("result") or {}).get("model_artifacts"),
+        "job_name": run.job_name(config, "infer"),
+        "manifest_file": manifest_uri,
+        "records": records_uri,
+        "output_path": run.paths.step(run.iteration, "inference", "output"),
+        "postprocess": {
+            "job_name": run.job_name(config, "post"),
+            "output_path": run.paths.step(run.iteration, "postprocess"),
+            "arguments": [
+                "--score-floor",
+                str(config.score_floor),
+                "--keep-threshold",
+                str(config.keep_threshold),
+                "--aggregator",
+                config.aggregator,
+            ],
+        },
+    }

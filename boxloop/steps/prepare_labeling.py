@@ -1,0 +1,166 @@
+"""Prepare labeling: choose the images humans label next and write their input manifest.
+
+Unlabeled validation images always go first (no calibration without them); then, until the
+training seed is complete, a random seed; after that the pool images the selection strategy
+ranks first plus a random audit share of would-be auto-labels.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import open_for_write, write_text
+from boxloop.core.manifests import SOURCE_REF, write_json_line
+from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
+from boxloop.core.selection import Candidate, select
+from boxloop.steps.run import KMS_ENV, RunState, iter_records
+
+if TYPE_CHECKING:
+    from boxloop.core.config import LoopConfig
+
+LABEL_CATEGORIES = "label-categories.json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Scan:
+    """What one pass over the ledger tells selection."""
+
+    validation_gaps: tuple[str, ...]
+    candidates: tuple[Candidate, ...]
+    human_training: int
+    human_total: int
+
+
+def _is_open(record: Record, config: LoopConfig) -> bool:
+    return not record.is_labeled and record.provenance.attempts < config.max_label_attempts
+
+
+def _scan(run: RunState, config: LoopConfig) -> _Scan:
+    gaps: list[str] = []
+    candidates: list[Candidate] = []
+    human_training = human_total = 0
+    for record in iter_records(run.ledger, config.label_attribute):
+        role = record.provenance.role
+        human_total += record.is_human_labeled
+        if record.is_human_labeled and role in ("seed", "pool"):
+            human_training += 1
+        if not _is_open(record, config):
+            continue
+        if role == "validation":
+            gaps.append(record.id)
+        elif role in ("seed", "pool"):
+            candidates.append(Candidate(record.id, record.provenance.confidence))
+    return _Scan(
+        validation_gaps=tuple(gaps),
+        candidates=tuple(candidates),
+        human_training=human_training,
+        human_total=human_total,
+    )
+
+
+def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, Any]]:
+    """Record id -> provenance changes (role, audit) for every image humans label next.
+
+    Memory is O(pool ids) for the candidate list handed to selection, which keeps only O(k).
+    """
+    scan = _scan(run, config)
+    budget = None
+    if config.human_label_budget is not None:
+        budget = max(0, config.human_label_budget - scan.human_total)
+    chosen: dict[str, dict[str, Any]] = {}
+    for rid in scan.validation_gaps[:budget]:
+        chosen[rid] = {}
+    room = (
+        config.batch_size
+        if budget is None
+        else max(0, min(config.batch_size, budget - len(chosen)))
+    )
+    if room == 0 or not scan.candidates:
+        return chosen
+    seed_missing = config.seed_size - scan.human_training
+    if seed_missing > 0:
+        picked = select(
+            scan.candidates,
+            min(seed_missing, room) if run.iteration else seed_missing,
+            "random",
+            f"{config.seed}-seed",
+        )
+        chosen.update({rid: {"role": "seed"} for rid in picked.for_humans})
+        return chosen
+    threshold = (run.model or {}).get("threshold")
+    picked = select(
+        scan.candidates,
+        room,
+        config.selection_strategy,
+        f"{config.seed}-{run.iteration}",
+        threshold=threshold,
+        audit_share=config.audit_share if threshold else 0.0,
+    )
+    chosen.update({rid: {} for rid in picked.for_humans})
+    chosen.update({rid: {"audit": True} for rid in picked.audit})
+    return chosen
+
+
+def label_category_config_uri(run: RunState, config: LoopConfig) -> str:
+    """Write the run's label category config (from its label config) and return its URI."""
+    uri = run.paths.step(run.iteration, "labeling", LABEL_CATEGORIES)
+    write_text(uri, json.dumps(config.labels.to_label_category_config(), indent=2))
+    return uri
+
+
+def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = "") -> dict[str, Any]:
+    """Write the human input manifest; returns the ``labeling`` block of the state payload.
+
+    Each input line carries the record id and provenance: Ground Truth copies input fields to
+    its output manifest, so merge-human-labels knows each image's role and audit flag without
+    another lookup.
+    """
+    chosen = choose_for_humans(run, config)
+    job_name = run.job_name(config, "label")
+    manifest = run.paths.step(run.iteration, "labeling", "input.manifest")
+    count = 0
+    with open_for_write(manifest) as out:
+        for record in iter_records(run.ledger, config.label_attribute):
+            if record.id not in chosen:
+                continue
+            provenance = record.with_provenance(**chosen[record.id]).provenance
+            write_json_line(
+                out,
+                {
+                    SOURCE_REF: record.source_ref,
+                    ID_KEY: record.id,
+                    PROVENANCE_KEY: provenance.to_json(),
+                },
+            )
+            count += 1
+    output_config: dict[str, Any] = {
+        "S3OutputPath": run.paths.step(run.iteration, "labeling", "output")
+    }
+    if kms_key_arn:
+        output_config["KmsKeyId"] = kms_key_arn
+    return {
+        "count": count,
+        "job_name": job_name,
+        "input_manifest": manifest,
+        "label_attribute": config.label_attribute,
+        "label_category_config": label_category_config_uri(run, config) if count else "",
+        "output_config": output_config,
+        "task": {
+            "title": config.task_title,
+            "description": config.task_description,
+            "workers_per_object": config.workers_per_object,
+            "time_limit_s": config.task_time_limit_s,
+            "availability_s": config.task_availability_s,
+            "max_concurrent_tasks": config.max_concurrent_tasks,
+        },
+    }
+
+
+def kms_key_from_env(environ: dict[str, str]) -> str:
+    """The optional KMS key for job outputs ("" when the stack has none)."""
+    return environ.get(KMS_ENV, "")
+
+
+ROLE_SEED: Role = "seed"

@@ -1,0 +1,28 @@
+"""Lambda for the PrepareInference state.
+
+Apply the quality gate and write the batch-transform ManifestFile.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from boxloop.steps.prepare_inference import prepare_inference
+from boxloop.steps.run import RunState, load_config
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    """Thin adapter: state input -> one boxloop step -> state output (URIs and counts)."""
+    run = RunState.from_json(event["run"])
+    inference = prepare_inference(run, load_config(run), event["training"])
+    logger.info(
+        "inference prepared", extra={"count": inference["count"], "gate": inference["gate"]}
+    )
+    return inference

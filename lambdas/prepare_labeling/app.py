@@ -1,0 +1,29 @@
+"""Lambda for the PrepareLabeling state.
+
+Choose the images humans label next and write their input manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from boxloop.steps.prepare_labeling import prepare_labeling
+from boxloop.steps.run import KMS_ENV, RunState, load_config
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    """Thin adapter: state input -> one boxloop step -> state output (URIs and counts)."""
+    run = RunState.from_json(event["run"])
+    labeling = prepare_labeling(run, load_config(run), kms_key_arn=os.environ.get(KMS_ENV, ""))
+    logger.info(
+        "labeling prepared", extra={"count": labeling["count"], "job": labeling["job_name"]}
+    )
+    return labeling

@@ -1,0 +1,27 @@
+"""Lambda for the PrepareTraining state.
+
+Write the augmented manifests and hyperparameters of this iteration's training job.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from boxloop.steps.prepare_training import prepare_training
+from boxloop.steps.run import KMS_ENV, RunState, load_config
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    """Thin adapter: state input -> one boxloop step -> state output (URIs and counts)."""
+    run = RunState.from_json(event["run"])
+    training = prepare_training(run, load_config(run), kms_key_arn=os.environ.get(KMS_ENV, ""))
+    logger.info("training prepared", extra={"samples": training["num_training_samples"]})
+    return training
