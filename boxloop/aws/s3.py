@@ -132,3 +132,60 @@ def try_read_text(location: str) -> str | None:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise
+
+
+def download_file(location: str, dest: Path) -> Path:
+    """Copy one object (or local file) to ``dest``; parents are created."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not is_s3_uri(location):
+        dest.write_bytes(Path(location).read_bytes())
+        return dest
+    uri = S3Uri.parse(location)
+    client("s3").download_file(uri.bucket, uri.key, str(dest))
+    return dest
+
+
+def upload_file(src: Path, location: str) -> None:
+    """Copy a local file to an S3 URI (or a local path)."""
+    if not is_s3_uri(location):
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+        Path(location).write_bytes(src.read_bytes())
+        return
+    uri = S3Uri.parse(location)
+    client("s3").upload_file(str(src), uri.bucket, uri.key)
+
+
+def iter_keys(location: str) -> Iterator[str]:
+    """Every object key under an S3 prefix, paginated (no 1,000-key cap)."""
+    uri = S3Uri.parse(location)
+    paginator = client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=uri.bucket, Prefix=uri.key):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def download_prefix(location: str, dest: Path) -> int:
+    """Copy every object under an S3 prefix into ``dest``, keeping relative keys; returns count.
+
+    A URI naming one object (SageMaker's S3Prefix also matches a single key) lands as
+    ``dest/<basename>``, as a Processing job's S3 input does.
+    """
+    uri = S3Uri.parse(location)
+    count = 0
+    for key in iter_keys(location):
+        relative = key[len(uri.key):].lstrip("/") or key.rsplit("/", 1)[-1]
+        download_file(f"{S3_SCHEME}{uri.bucket}/{key}", dest / relative)
+        count += 1
+    return count
+
+
+def upload_dir(src: Path, location: str) -> int:
+    """Copy every file under ``src`` to an S3 prefix, keeping relative paths; returns count."""
+    base = S3Uri.parse(location) if is_s3_uri(location) else None
+    count = 0
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        relative = path.relative_to(src).as_posix()
+        target = str(base.join(relative)) if base else str(Path(location) / relative)
+        upload_file(path, target)
+        count += 1
+    return count
