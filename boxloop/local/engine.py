@@ -1,0 +1,300 @@
+"""The embedded engine: run statemachine/boxloop.asl.json on moto with local runners.
+
+The very same ASL file, Lambda handlers and processing script as on AWS; only the services
+differ: moto's S3 and Step Functions engine, the SageMaker jobs served by local runners
+(PyTorch detector, local workforce) through ``boxloop.local.emulator``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boxloop.aws.clients import client
+from boxloop.aws.s3 import download_file, iter_lines, read_text, try_read_text, upload_file
+from boxloop.core.config import LoopConfig
+from boxloop.core.errors import BoxloopError
+from boxloop.local import emulator
+from boxloop.local.runners import (
+    REPO_ROOT,
+    DetectorSettings,
+    ImageCache,
+    make_processing_runner,
+    make_training_runner,
+    make_transform_runner,
+)
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = "boxloop-local"
+ASL_FILE = REPO_ROOT / "statemachine" / "boxloop.asl.json"
+LAMBDA_STATES = {
+    "ingest": "IngestFunctionArn",
+    "prepare_labeling": "PrepareLabelingFunctionArn",
+    "merge_human_labels": "MergeHumanLabelsFunctionArn",
+    "prepare_training": "PrepareTrainingFunctionArn",
+    "prepare_inference": "PrepareInferenceFunctionArn",
+    "filter_low_confidence": "FilterLowConfidenceFunctionArn",
+    "finalize": "FinalizeFunctionArn",
+}
+_FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class LocalRunError(BoxloopError):
+    """The local execution did not succeed; the message names the failed state and cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """One state entered or left, for progress display."""
+
+    state: str
+    kind: str  # "entered" | "exited" | "failed"
+    elapsed_s: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalRun:
+    """What a local execution produced (files are copied out of the emulator by the caller)."""
+
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+    visited: tuple[str, ...]
+
+
+def _load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
+    path = REPO_ROOT / "lambdas" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"boxloop_lambda_{name}", path)
+    if spec is None or spec.loader is None:
+        raise LocalRunError(f"cannot load the Lambda handler {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+def substitutions(topic_arn: str) -> dict[str, str]:
+    """The ``${...}`` values for the local run (the stack computes the AWS ones)."""
+    values = {
+        key: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:boxloop-{name}"
+        for name, key in LAMBDA_STATES.items()
+    }
+    values.update(
+        {
+            "Partition": "aws",
+            "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/boxloop-local-sagemaker",
+            "BucketName": BUCKET,
+            "TrainingImage": "boxloop-local/detector:latest",
+            "ProcessingImage": "boxloop-local/processing:latest",
+            "TrainingInstanceType": "ml.m5.large",
+            "TransformInstanceType": "ml.m5.large",
+            "ProcessingInstanceType": "ml.m5.large",
+            "WorkteamArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/local",
+            "PreHumanTaskLambdaArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:PRE-BoundingBox",
+            "AnnotationConsolidationLambdaArn": (
+                f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ACS-BoundingBox"
+            ),
+            "UiTemplateS3Uri": f"s3://{BUCKET}/config/bounding-box.liquid.html",
+            "LabelCategoryConfigS3Uri": f"s3://{BUCKET}/config/label-categories.json",
+            "ProcessingCodeS3Uri": f"s3://{BUCKET}/code/processing/",
+            "TopicArn": topic_arn,
+            "LabelAttributeName": "boxes",
+        }
+    )
+    return values
+
+
+@contextmanager
+def local_aws() -> Iterator[None]:
+    """Enter moto with boxloop's patches, fake credentials and the local bucket, for one run."""
+    from moto import mock_aws
+
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_DEFAULT_REGION",
+        )
+    }
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "boxloop-local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+    )
+    try:
+        with mock_aws(config=emulator.MOTO_CONFIG):
+            emulator.apply(instant_delays=True)
+            try:
+                client("s3").create_bucket(Bucket=BUCKET)
+                yield
+            finally:
+                emulator.remove()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def register_handlers(config: LoopConfig) -> None:
+    """Route the 7 Lambda states to the handlers in ``lambdas/``, with the stack's env vars."""
+    os.environ["BOXLOOP_BUCKET"] = BUCKET
+    os.environ["BOXLOOP_CONFIG"] = json.dumps(config.to_dict())
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    for name in LAMBDA_STATES:
+        emulator.register_lambda(f"boxloop-{name}", _load_handler(name))
+
+
+def register_runners(
+    work_dir: Path,
+    detector: DetectorSettings,
+    labeling_runner: Any,
+    class_names: tuple[str, ...],
+    on_training: Callable[[str, Any], None] | None = None,
+) -> None:
+    """Serve the SageMaker jobs with the local detector, processing script and workforce."""
+    images = ImageCache(work_dir / "images")
+    emulator.register_sagemaker_runner(
+        "create_training_job",
+        make_training_runner(work_dir, detector, images, class_names, on_training),
+    )
+    emulator.register_sagemaker_runner(
+        "create_transform_job", make_transform_runner(work_dir, detector, images)
+    )
+    emulator.register_sagemaker_runner("create_processing_job", make_processing_runner(work_dir))
+    emulator.register_sagemaker_runner("create_labeling_job", labeling_runner)
+
+
+def _events(history: list[dict[str, Any]], start: float) -> Iterator[StepEvent]:
+    for event in history:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            yield StepEvent(
+                event["stateEnteredEventDetails"]["name"], "entered", time.monotonic() - start
+            )
+        elif kind.endswith("StateExited"):
+            details = event["stateExitedEventDetails"]
+            try:
+                output = json.loads(details.get("output") or "{}")
+            except ValueError:
+                output = {}
+            yield StepEvent(
+                details["name"],
+                "exited",
+                time.monotonic() - start,
+                output if isinstance(output, dict) else {},
+            )
+
+
+def run_execution(
+    execution_input: dict[str, Any],
+    *,
+    name: str,
+    on_event: Callable[[StepEvent], None] | None = None,
+    timeout_s: float = 7200.0,
+) -> LocalRun:
+    """Create the state machine from the ASL file, run one execution, stream its events."""
+    topic_arn = client("sns").create_topic(Name="boxloop-local")["TopicArn"]
+    definition = emulator.substitute_definition(ASL_FILE.read_text(), substitutions(topic_arn))
+    sfn = client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"boxloop-{name}",
+        definition=definition,
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/boxloop-local-states",
+    )["stateMachineArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=machine, name=name, input=json.dumps(execution_input)
+    )["executionArn"]
+    start = time.monotonic()
+    seen = 0
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        for event in list(_events(history, start))[seen:]:
+            seen += 1
+            if on_event:
+                on_event(event)
+        if described["status"] in _FINISHED:
+            break
+        if time.monotonic() - start > timeout_s:
+            sfn.stop_execution(executionArn=arn, error="Timeout", cause="local run timed out")
+            raise LocalRunError(f"the local execution ran past {timeout_s:.0f} s")
+        time.sleep(0.2)
+    visited = tuple(
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
+    )
+    output = json.loads(described["output"]) if described.get("output") else None
+    return LocalRun(
+        status=described["status"],
+        output=output,
+        error=described.get("error"),
+        cause=described.get("cause"),
+        visited=visited,
+    )
+
+
+def upload_images(manifest_lines: list[dict[str, Any]], base: Path) -> dict[str, str]:
+    """Put local images into the emulated bucket; returns s3 URI -> original source-ref."""
+    mapping: dict[str, str] = {}
+    for line in manifest_lines:
+        original = line["source-ref"]
+        path = Path(original)
+        if not path.is_absolute():
+            path = base / path
+        if not path.is_file():
+            raise LocalRunError(f"source-ref {original!r}: no such image file ({path})")
+        key = "images/" + path.resolve().as_posix().lstrip("/")
+        uri = f"s3://{BUCKET}/{key}"
+        upload_file(path, uri)
+        mapping[uri] = original
+    return mapping
+
+
+def fetch_run_files(result_output: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Copy the run's output manifest and report out of the emulator into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key in ("output_manifest", "report"):
+        uri = result_output.get(key)
+        if uri:
+            files[key] = download_file(uri, out_dir / f".emulated-{Path(uri).name}")
+    return files
+
+
+def read_iteration_reports(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-iteration reports embedded in the final report (already fetched)."""
+    return list(report.get("per_iteration") or [])
+
+
+__all__ = [
+    "BUCKET",
+    "LocalRun",
+    "LocalRunError",
+    "StepEvent",
+    "download_file",
+    "fetch_run_files",
+    "iter_lines",
+    "local_aws",
+    "read_text",
+    "register_handlers",
+    "register_runners",
+    "run_execution",
+    "try_read_text",
+    "upload_images",
+]
