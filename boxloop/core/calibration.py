@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from boxloop.core.errors import ConfigError
 from boxloop.core.matching import match_boxes
+from boxloop.core.metrics import image_mean_iou
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -141,10 +142,10 @@ def image_score(
 ) -> float:
     """How good one image's auto-label is, in ``[0, 1]``.
 
-    * ``mean_iou`` (Ground Truth's box metric, per image): every reference box contributes the
-      IoU of its matched prediction or 0, every unmatched prediction contributes 0, averaged
-      over those terms. Any same-class overlap counts as a match (IoU > 0), so a loose box
-      earns partial credit. Both empty (a correct "no objects") scores 1.0.
+    * ``mean_iou`` (Ground Truth's box metric, per image; ``boxloop.core.metrics.image_mean_iou``):
+      per class, every reference box contributes the IoU of its matched prediction or 0 and
+      every unmatched prediction 0; the class means are averaged. Any same-class overlap counts
+      as a match (IoU > 0), so a loose box earns partial credit. Both empty scores 1.0.
     * ``exact_match``: 1.0 when every box pairs one-to-one with a reference box of the same
       class at IoU ``>= match_iou`` and none is missing or extra, else 0.0.
 
@@ -168,11 +169,7 @@ def image_score(
     if metric == "exact_match":
         matching = match_boxes(predicted.boxes, reference.boxes, iou_threshold=match_iou)
         return 1.0 if matching.is_exact else 0.0
-    if not predicted.boxes and not reference.boxes:
-        return 1.0
-    matching = match_boxes(predicted.boxes, reference.boxes, iou_threshold=math.ulp(0.0))
-    terms = len(reference.boxes) + len(matching.unmatched_predicted)
-    return math.fsum(pair.iou for pair in matching.pairs) / terms
+    return image_mean_iou(predicted, reference, iou_threshold=math.ulp(0.0))
 
 
 def wilson_lower_bound(successes: float, n: int, z: float) -> float:
