@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from boxloop.core.errors import ConfigError
@@ -102,6 +103,7 @@ def processing_image_uri(region: str, *, instance_type: str = "ml.m5.xlarge") ->
     )
 
 
+@functools.cache  # each lookup re-reads botocore's endpoint data (~0.2 s)
 def _retrieve(framework: str, region: str, **kwargs: str) -> str:
     from sagemaker.core import image_uris  # local import: heavy, and absent from Lambda bundles
 

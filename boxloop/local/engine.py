@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boxloop.aws import clients
 from boxloop.aws.clients import client
 from boxloop.aws.s3 import download_file, iter_lines, read_text, try_read_text, upload_file
 from boxloop.core.config import LoopConfig
@@ -135,6 +136,7 @@ def local_aws() -> Iterator[None]:
             "AWS_DEFAULT_REGION": REGION,
         }
     )
+    clients.clear()
     try:
         with mock_aws(config=emulator.MOTO_CONFIG):
             emulator.apply(instant_delays=True)
@@ -143,6 +145,7 @@ def local_aws() -> Iterator[None]:
                 yield
             finally:
                 emulator.remove()
+                clients.clear()
     finally:
         for key, value in saved.items():
             if value is None:

@@ -32,10 +32,17 @@ HISTOGRAM_BINS = 20
 
 
 def _joined(
-    run: RunState, config: LoopConfig, predictions_uri: str
+    run: RunState, config: LoopConfig, predictions_uri: str | None
 ) -> Iterator[tuple[Record, dict[str, Any] | None]]:
-    """Ledger records with their prediction (or ``None``), both streams sorted by id."""
-    predictions = read_predictions(iter_lines(predictions_uri), predictions_uri)
+    """Ledger records with their prediction (or ``None``), both streams sorted by id.
+
+    ``predictions_uri`` is ``None`` when batch transform had nothing to predict.
+    """
+    predictions: Iterator[dict[str, Any]] = (
+        read_predictions(iter_lines(predictions_uri), predictions_uri)
+        if predictions_uri
+        else iter(())
+    )
     nxt = next(predictions, None)
     for record in iter_records(run.ledger, config.label_attribute):
         while nxt is not None and nxt["id"] < record.id:

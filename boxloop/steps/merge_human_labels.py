@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from boxloop.core.config import LoopConfig
 
 FAILURE_KEY = "failure-reason"
+PROGRESS_BASELINE_KEYS = ("human_before_iteration", "auto_before_iteration")
 
 
 def _check_labels(record: Record, config: LoopConfig, *, source: str, line: int) -> None:
@@ -107,7 +108,14 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
             source=output_manifest or "",
             hint="check that the job's input manifest came from this run",
         )
+    # filter-low-confidence measures progress against the counts it left; keep them.
+    baseline = {k: v for k, v in (run.counts or {}).items() if k in PROGRESS_BASELINE_KEYS}
     return run.replace(
         ledger=ledger,
-        counts={**counts.to_json(), "merged": stats.updated, "kept_human": stats.kept_human},
+        counts={
+            **counts.to_json(),
+            "merged": stats.updated,
+            "kept_human": stats.kept_human,
+            **baseline,
+        },
     )

@@ -81,22 +81,25 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
         return chosen
     seed_missing = config.seed_size - scan.human_training
     if seed_missing > 0:
-        picked = select(
-            scan.candidates,
-            min(seed_missing, room) if run.iteration else seed_missing,
-            "random",
-            f"{config.seed}-seed",
-        )
+        # The seed round takes the whole seed (seed_size may exceed batch_size), but never more
+        # than the budget leaves; later rounds complete a seed within the batch.
+        n_seed = min(seed_missing, room)
+        if not run.iteration:
+            n_seed = seed_missing if budget is None else min(seed_missing, budget - len(chosen))
+        picked = select(scan.candidates, n_seed, "random", f"{config.seed}-seed")
         chosen.update({rid: {"role": "seed"} for rid in picked.for_humans})
         return chosen
     threshold = (run.model or {}).get("threshold")
+    strategy = config.selection_strategy
+    if strategy == "closest_to_threshold" and threshold is None:
+        strategy = "least_confidence"  # no calibrated threshold (yet, or the gate failed)
     picked = select(
         scan.candidates,
         room,
-        config.selection_strategy,
+        strategy,
         f"{config.seed}-{run.iteration}",
         threshold=threshold,
-        audit_share=config.audit_share if threshold else 0.0,
+        audit_share=config.audit_share if threshold is not None else 0.0,
     )
     chosen.update({rid: {} for rid in picked.for_humans})
     chosen.update({rid: {"audit": True} for rid in picked.audit})

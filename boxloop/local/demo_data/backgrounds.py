@@ -15,8 +15,23 @@ from PIL import Image, ImageEnhance
 from skimage import data as skdata
 
 NATURAL_SOURCES: tuple[str, ...] = (
-    "astronaut", "coffee", "chelsea", "rocket", "coins", "brick", "grass", "gravel", "camera",
-    "moon", "clock", "hubble_deep_field", "immunohistochemistry", "retina", "cell", "page", "text",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "moon",
+    "clock",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "cell",
+    "page",
+    "text",
 )
 """scikit-image ``data`` images that load offline, used as backgrounds and fill textures."""
 
@@ -60,7 +75,7 @@ def _crop_image(
     crop_h = max(1, min(src_h, round(out_h * fit * scale)))
     left = int(rng.integers(0, src_w - crop_w + 1))
     top = int(rng.integers(0, src_h - crop_h + 1))
-    crop = Image.fromarray(np.ascontiguousarray(source[top:top + crop_h, left:left + crop_w]))
+    crop = Image.fromarray(np.ascontiguousarray(source[top : top + crop_h, left : left + crop_w]))
     return crop.resize(out_wh, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
@@ -94,8 +109,9 @@ def natural_background(image_wh: tuple[int, int], rng: np.random.Generator) -> n
     return np.asarray(image.point(_gain_lut(gains)), dtype=np.float32)
 
 
-def value_noise(image_wh: tuple[int, int], rng: np.random.Generator, *, octaves: int = 4
-                ) -> np.ndarray:
+def value_noise(
+    image_wh: tuple[int, int], rng: np.random.Generator, *, octaves: int = 4
+) -> np.ndarray:
     """Multi-octave smooth value noise, float32 (H, W) with zero mean and unit-ish range."""
     width, height = image_wh
     total = np.zeros((height, width), dtype=np.float32)

@@ -44,16 +44,22 @@ def _check(n_images: int, n_classes: int, seed: int, image_wh: tuple[int, int]) 
     problems = []
     if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 0:
         problems.append(f"n_images must be an int >= 0, got {n_images!r}")
-    if (isinstance(n_classes, bool) or not isinstance(n_classes, int)
-            or not 1 <= n_classes <= len(CLASS_SHAPES)):
+    if (
+        isinstance(n_classes, bool)
+        or not isinstance(n_classes, int)
+        or not 1 <= n_classes <= len(CLASS_SHAPES)
+    ):
         problems.append(f"n_classes must be an int in 1..{len(CLASS_SHAPES)}, got {n_classes!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         problems.append(f"seed must be an int >= 0, got {seed!r}")
-    if (len(image_wh) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in image_wh)
-            or min(image_wh) < MIN_SIDE_PX):
-        problems.append(f"image_wh must be two ints >= {MIN_SIDE_PX} (width, height), "
-                        f"got {image_wh!r}")
+    if (
+        len(image_wh) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in image_wh)
+        or min(image_wh) < MIN_SIDE_PX
+    ):
+        problems.append(
+            f"image_wh must be two ints >= {MIN_SIDE_PX} (width, height), got {image_wh!r}"
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -94,8 +100,9 @@ def generate_demo_dataset(
     images_dir.mkdir(parents=True, exist_ok=True)
     items = []
     for index in range(n_images):
-        sample = render_demo_sample(index, seed=seed, n_classes=n_classes, params=params,
-                                    image_wh=image_wh)
+        sample = render_demo_sample(
+            index, seed=seed, n_classes=n_classes, params=params, image_wh=image_wh
+        )
         name = image_file_name(index)
         path = images_dir / name
         Image.fromarray(sample.image).save(path, format="JPEG", quality=JPEG_QUALITY)

@@ -91,8 +91,10 @@ class SceneParams:
         Raises:
             ConfigError: When difficulty is not a number in [0, 1].
         """
-        if isinstance(difficulty, bool) or not isinstance(difficulty, int | float) or not (
-            0.0 <= difficulty <= 1.0
+        if (
+            isinstance(difficulty, bool)
+            or not isinstance(difficulty, int | float)
+            or not (0.0 <= difficulty <= 1.0)
         ):
             raise ConfigError([f"difficulty must be a number in [0, 1], got {difficulty!r}"])
         d = float(difficulty)

@@ -81,8 +81,9 @@ def clutter_shapes(n_classes: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*far, *GENERIC_CLUTTER]))
 
 
-def _plan(n_classes: int, p: SceneParams, image_wh: tuple[int, int], rng: np.random.Generator
-          ) -> list[_Planned]:
+def _plan(
+    n_classes: int, p: SceneParams, image_wh: tuple[int, int], rng: np.random.Generator
+) -> list[_Planned]:
     """Pick the objects and place them with the required gaps; returns them in z-order."""
     n_targets = 0 if rng.random() < EMPTY_IMAGE_FRACTION else int(rng.integers(1, MAX_TARGETS + 1))
     wanted: list[tuple[str, int | None]] = [
@@ -92,8 +93,9 @@ def _plan(n_classes: int, p: SceneParams, image_wh: tuple[int, int], rng: np.ran
         near = LOOKALIKES[CLASS_SHAPES[int(rng.integers(n_classes))]]
         wanted.append((near[int(rng.integers(len(near)))], None))
     far = clutter_shapes(n_classes)
-    wanted.extend((far[int(rng.integers(len(far)))], None)
-                  for _ in range(int(rng.poisson(p.clutter_rate))))
+    wanted.extend(
+        (far[int(rng.integers(len(far)))], None) for _ in range(int(rng.poisson(p.clutter_rate)))
+    )
 
     width, height = image_wh
     scale = min(width, height) / 256.0
@@ -107,17 +109,25 @@ def _plan(n_classes: int, p: SceneParams, image_wh: tuple[int, int], rng: np.ran
             inset = outer * (1.0 - 2.0 * p.max_outside)
             cx = rng.uniform(min(inset, width / 2), max(width - inset, width / 2))
             cy = rng.uniform(min(inset, height / 2), max(height - inset, height / 2))
-            if all(math.hypot(cx - q.pose.cx, cy - q.pose.cy) >= p.min_gap * (outer + r)
-                   for q, r in placed):
-                pose = Pose(cx=cx, cy=cy, radius_px=radius, stretch=stretch,
-                            angle_rad=rng.uniform(0.0, 2.0 * math.pi))
+            if all(
+                math.hypot(cx - q.pose.cx, cy - q.pose.cy) >= p.min_gap * (outer + r)
+                for q, r in placed
+            ):
+                pose = Pose(
+                    cx=cx,
+                    cy=cy,
+                    radius_px=radius,
+                    stretch=stretch,
+                    angle_rad=rng.uniform(0.0, 2.0 * math.pi),
+                )
                 placed.append((_Planned(shape, class_id, pose), outer))
                 break
     return [placed[i][0] for i in rng.permutation(len(placed))]
 
 
-def _fill(patch_wh: tuple[int, int], bg_mean: np.ndarray, p: SceneParams,
-          rng: np.random.Generator) -> np.ndarray:
+def _fill(
+    patch_wh: tuple[int, int], bg_mean: np.ndarray, p: SceneParams, rng: np.random.Generator
+) -> np.ndarray:
     """An object's appearance, float32 (h, w, 3): solid, gradient or photo texture.
 
     The base colour keeps ``min_contrast`` from the local background (best of a dozen draws), and
@@ -142,8 +152,9 @@ def _fill(patch_wh: tuple[int, int], bg_mean: np.ndarray, p: SceneParams,
     return np.broadcast_to(colour, (height, width, 3))
 
 
-def _composite(canvas: np.ndarray, plan: list[_Planned], p: SceneParams,
-               rng: np.random.Generator) -> list[_Drawn]:
+def _composite(
+    canvas: np.ndarray, plan: list[_Planned], p: SceneParams, rng: np.random.Generator
+) -> list[_Drawn]:
     """Draw ``plan`` back to front onto ``canvas`` (float32 H x W x 3, modified in place)."""
     height, width = canvas.shape[:2]
     drawn = []
@@ -155,7 +166,7 @@ def _composite(canvas: np.ndarray, plan: list[_Planned], p: SceneParams,
         if x1 <= x0 or y1 <= y0:
             continue
         rows, cols = slice(y0, y1), slice(x0, x1)
-        alpha = cov.alpha[y0 - cov.y0:y1 - cov.y0, x0 - cov.x0:x1 - cov.x0]
+        alpha = cov.alpha[y0 - cov.y0 : y1 - cov.y0, x0 - cov.x0 : x1 - cov.x0]
         weight = float(alpha.sum())
         if weight <= 0.0:
             continue
@@ -168,8 +179,9 @@ def _composite(canvas: np.ndarray, plan: list[_Planned], p: SceneParams,
     return drawn
 
 
-def _reference(drawn: list[_Drawn], image_wh: tuple[int, int]
-               ) -> tuple[tuple[Box, ...], tuple[np.ndarray, ...]]:
+def _reference(
+    drawn: list[_Drawn], image_wh: tuple[int, int]
+) -> tuple[tuple[Box, ...], tuple[np.ndarray, ...]]:
     """Visible-mask boxes of the targets worth labelling, back to front."""
     width, height = image_wh
     unoccluded = np.ones((height, width), dtype=np.float32)
@@ -181,14 +193,18 @@ def _reference(drawn: list[_Drawn], image_wh: tuple[int, int]
             continue
         mask = visible >= 0.5
         full_area = float(obj.coverage.alpha.sum())
-        if (int(mask.sum()) < MIN_VISIBLE_PIXELS
-                or float(visible.sum()) < MIN_VISIBLE_FRACTION * full_area):
+        if (
+            int(mask.sum()) < MIN_VISIBLE_PIXELS
+            or float(visible.sum()) < MIN_VISIBLE_FRACTION * full_area
+        ):
             continue
         ys = np.flatnonzero(mask.any(axis=1))
         xs = np.flatnonzero(mask.any(axis=0))
         x_off, y_off = obj.cols.start, obj.rows.start
-        box = Box.from_xyxy((x_off + xs[0], y_off + ys[0], x_off + xs[-1] + 1, y_off + ys[-1] + 1),
-                            class_id=obj.class_id)
+        box = Box.from_xyxy(
+            (x_off + xs[0], y_off + ys[0], x_off + xs[-1] + 1, y_off + ys[-1] + 1),
+            class_id=obj.class_id,
+        )
         full_mask = np.zeros((height, width), dtype=bool)
         full_mask[obj.rows, obj.cols] = mask
         found.append((box, full_mask))

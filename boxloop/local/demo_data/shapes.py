@@ -24,7 +24,14 @@ Outline = tuple[tuple[Polygon, bool], ...]
 """``(polygon, is_fill)`` parts drawn in order; ``is_fill=False`` cuts the polygon out."""
 
 CLASS_SHAPES: tuple[str, ...] = (
-    "star5", "triangle", "ring", "cross", "heart", "arrow", "gear", "pacman",
+    "star5",
+    "triangle",
+    "ring",
+    "cross",
+    "heart",
+    "arrow",
+    "gear",
+    "pacman",
 )
 """Shapes that can be classes, in class-id order: ``n_classes=K`` uses the first K."""
 
@@ -105,9 +112,15 @@ def _drop() -> Polygon:
 def _blob(rng: np.random.Generator) -> Polygon:
     amps = rng.uniform(0.0, 0.18, 4)
     phases = rng.uniform(0.0, 2.0 * math.pi, 4)
-    return _radial(lambda t: 1.0 + sum(
-        a * np.cos((k + 2) * t + p) for k, (a, p) in enumerate(zip(amps, phases, strict=True))
-    ))
+    return _radial(
+        lambda t: (
+            1.0
+            + sum(
+                a * np.cos((k + 2) * t + p)
+                for k, (a, p) in enumerate(zip(amps, phases, strict=True))
+            )
+        )
+    )
 
 
 _FIXED: dict[str, Callable[[], Outline]] = {
@@ -121,21 +134,64 @@ _FIXED: dict[str, Callable[[], Outline]] = {
     "ring": lambda: ((_circle(), True), (_circle(0.58), False)),
     "disc": lambda: ((_circle(), True),),
     "crescent": lambda: ((_circle(), True), (_circle(0.85, 0.42, -0.1), False)),
-    "cross": lambda: ((_poly((-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3),
-                             (0.3, 1), (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3),
-                             (-0.3, -0.3)), True),),
-    "tee": lambda: ((_poly((-1, -0.8), (1, -0.8), (1, -0.2), (0.3, -0.2), (0.3, 1), (-0.3, 1),
-                           (-0.3, -0.2), (-1, -0.2)), True),),
-    "ell": lambda: ((_poly((-0.6, -1), (0.0, -1), (0.0, 0.4), (0.8, 0.4), (0.8, 1),
-                           (-0.6, 1)), True),),
+    "cross": lambda: (
+        (
+            _poly(
+                (-0.3, -1),
+                (0.3, -1),
+                (0.3, -0.3),
+                (1, -0.3),
+                (1, 0.3),
+                (0.3, 0.3),
+                (0.3, 1),
+                (-0.3, 1),
+                (-0.3, 0.3),
+                (-1, 0.3),
+                (-1, -0.3),
+                (-0.3, -0.3),
+            ),
+            True,
+        ),
+    ),
+    "tee": lambda: (
+        (
+            _poly(
+                (-1, -0.8),
+                (1, -0.8),
+                (1, -0.2),
+                (0.3, -0.2),
+                (0.3, 1),
+                (-0.3, 1),
+                (-0.3, -0.2),
+                (-1, -0.2),
+            ),
+            True,
+        ),
+    ),
+    "ell": lambda: (
+        (_poly((-0.6, -1), (0.0, -1), (0.0, 0.4), (0.8, 0.4), (0.8, 1), (-0.6, 1)), True),
+    ),
     "heart": lambda: ((_heart(), True),),
     "drop": lambda: ((_drop(), True),),
     "trefoil": lambda: ((_radial(lambda t: 0.5 + 0.5 * np.abs(np.cos(1.5 * t))), True),),
     "flower": lambda: ((_radial(lambda t: 0.72 + 0.28 * np.cos(6 * t)), True),),
-    "arrow": lambda: ((_poly((-1, -0.22), (0.15, -0.22), (0.15, -0.65), (1, 0), (0.15, 0.65),
-                             (0.15, 0.22), (-1, 0.22)), True),),
-    "chevron": lambda: ((_poly((-0.7, -1), (-0.1, -1), (0.8, 0), (-0.1, 1), (-0.7, 1),
-                               (0.2, 0)), True),),
+    "arrow": lambda: (
+        (
+            _poly(
+                (-1, -0.22),
+                (0.15, -0.22),
+                (0.15, -0.65),
+                (1, 0),
+                (0.15, 0.65),
+                (0.15, 0.22),
+                (-1, 0.22),
+            ),
+            True,
+        ),
+    ),
+    "chevron": lambda: (
+        (_poly((-0.7, -1), (-0.1, -1), (0.8, 0), (-0.1, 1), (-0.7, 1), (0.2, 0)), True),
+    ),
     "gear": lambda: ((_gear(), True),),
     "pacman": lambda: ((_pacman(math.radians(75)), True),),
     "semicircle": lambda: ((_pacman(math.pi), True),),

@@ -27,8 +27,10 @@ def substitute_definition(template: str, substitutions: Mapping[str, Any]) -> st
     if missing:
         given = ", ".join(sorted(substitutions)) or "none"
         raise ConfigError(
-            [f"definition uses ${{{name}}} but no substitution is given (given: {given})"
-             for name in missing]
+            [
+                f"definition uses ${{{name}}} but no substitution is given (given: {given})"
+                for name in missing
+            ]
         )
     return _PLACEHOLDER.sub(lambda m: str(substitutions[m.group(1)]), template)
 
@@ -106,8 +108,12 @@ def _read_asset(location: Mapping[str, Any], asset_dir: str | Path | None) -> st
     """The text of a definition file asset staged in the cloud assembly."""
     key = location.get("Key")
     if asset_dir is None or not isinstance(key, str):
-        raise ConfigError([f"DefinitionS3Location (Key {key!r}) needs the cloud assembly "
-                           "directory: pass asset_dir=<cdk.out>"])
+        raise ConfigError(
+            [
+                f"DefinitionS3Location (Key {key!r}) needs the cloud assembly "
+                "directory: pass asset_dir=<cdk.out>"
+            ]
+        )
     path = Path(asset_dir) / f"asset.{key}"
     if not path.is_file():
         raise ConfigError([f"definition asset {path} not found in the cloud assembly"])
@@ -158,8 +164,12 @@ def definition_from_template(
         wanted = logical_id or "exactly one"
         raise ConfigError([f"template must hold {wanted} state machine, found {sorted(machines)}"])
     properties = next(iter(machines.values())).get("Properties", {})
-    context = {"region": region, "account_id": account_id, "partition": partition,
-               "url_suffix": url_suffix}
+    context = {
+        "region": region,
+        "account_id": account_id,
+        "partition": partition,
+        "url_suffix": url_suffix,
+    }
     if "DefinitionString" in properties:
         definition = resolve_intrinsics(properties["DefinitionString"], refs, **context)
     elif "Definition" in properties:
@@ -167,8 +177,9 @@ def definition_from_template(
     elif "DefinitionS3Location" in properties:
         definition = _read_asset(properties["DefinitionS3Location"], asset_dir)
     else:
-        raise ConfigError(["the state machine has no Definition, DefinitionString or "
-                           "DefinitionS3Location"])
+        raise ConfigError(
+            ["the state machine has no Definition, DefinitionString or DefinitionS3Location"]
+        )
     substitutions = resolve_intrinsics(
         properties.get("DefinitionSubstitutions", {}), refs, **context
     )

@@ -157,9 +157,16 @@ def _labeling_describe(request: dict[str, Any], arn: str) -> dict[str, Any]:
     describe = {
         key: copy.deepcopy(request[key])
         for key in (
-            "LabelingJobName", "LabelAttributeName", "InputConfig", "OutputConfig", "RoleArn",
-            "LabelCategoryConfigS3Uri", "StoppingConditions", "LabelingJobAlgorithmsConfig",
-            "HumanTaskConfig", "Tags",
+            "LabelingJobName",
+            "LabelAttributeName",
+            "InputConfig",
+            "OutputConfig",
+            "RoleArn",
+            "LabelCategoryConfigS3Uri",
+            "StoppingConditions",
+            "LabelingJobAlgorithmsConfig",
+            "HumanTaskConfig",
+            "Tags",
         )
         if key in request
     }
@@ -170,8 +177,11 @@ def _labeling_describe(request: dict[str, Any], arn: str) -> dict[str, Any]:
         CreationTime=now,
         LastModifiedTime=now,
         LabelCounters={
-            "TotalLabeled": 0, "HumanLabeled": 0, "MachineLabeled": 0,
-            "FailedNonRetryableError": 0, "Unlabeled": 0,
+            "TotalLabeled": 0,
+            "HumanLabeled": 0,
+            "MachineLabeled": 0,
+            "FailedNonRetryableError": 0,
+            "Unlabeled": 0,
         },
     )
     return describe

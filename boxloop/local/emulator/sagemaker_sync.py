@@ -51,7 +51,9 @@ _DESCRIBE: Final[dict[str, tuple[str, str, str]]] = {
     "create_training_job": ("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
     "create_transform_job": ("describe_transform_job", "TransformJobName", "TransformJobStatus"),
     "create_processing_job": (
-        "describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"
+        "describe_processing_job",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
     ),
     "create_labeling_job": ("describe_labeling_job", "LabelingJobName", "LabelingJobStatus"),
 }

@@ -1,0 +1,301 @@
+"""The run report as one self-contained HTML page: headline figures, a table, embedded plots."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from boxloop.local.reporting import plots
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+DASH = "\u2014"
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid
+#ddd;padding-bottom:.2em}.sub{color:#666;margin-top:0}.small{color:#555;font-size:.8em}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:.8em;
+margin:1.2em 0}.card{border:1px solid #ddd;border-radius:6px;padding:.6em .9em}
+.card .v{font-size:1.45em;font-weight:600;overflow-wrap:anywhere}
+.card .v.t{font-size:1.05em}.card .k{color:#666;font-size:.85em}
+.card .d{color:#444;font-size:.8em;margin-top:.2em}
+.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.8em;width:100%}
+th,td{border-bottom:1px solid #e5e5e5;padding:.35em .45em;text-align:right;white-space:nowrap}
+th{background:#f6f6f6;white-space:normal;vertical-align:bottom}
+td:first-child,th:first-child{text-align:left}
+figure{margin:1.5em 0}img{max-width:100%;height:auto}
+figcaption{color:#555;font-size:.85em}.note{color:#888;font-style:italic}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.85em}
+dt{color:#666}dd{margin:0;word-break:break-all}
+"""
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return DASH if value is None else f"{value:.{digits}%}"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def _usd(value: float | None) -> str:
+    return DASH if value is None else f"${value:,.2f}"
+
+
+def _card(key: str, value: str, detail: str = "", *, is_text: bool = False) -> str:
+    extra = f'<div class="d">{escape(detail)}</div>' if detail else ""
+    kind = "v t" if is_text else "v"
+    return (
+        f'<div class="card"><div class="k">{escape(key)}</div>'
+        f'<div class="{kind}">{escape(value)}</div>{extra}</div>'
+    )
+
+
+def _cards(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str:
+    counts = report.get("counts") or {}
+    total = counts.get("total", 0)
+    cost = (report.get("cost") or {}).get("total_usd")
+    baseline = (report.get("all_human_cost") or {}).get("total_usd")
+    savings = report.get("savings_fraction")
+    cards = [
+        _card(
+            "Auto-labeled",
+            _pct(report.get("auto_share")),
+            f"{counts.get('auto', 0):,} of {total:,} images",
+        ),
+        _card(
+            "Human labels used",
+            f"{counts.get('human', 0):,}",
+            f"{counts.get('unlabeled', 0):,} images left unlabeled",
+        ),
+    ]
+    if reference_eval is not None:
+        every, auto = reference_eval.get("all") or {}, reference_eval.get("auto") or {}
+        cards.append(
+            _card(
+                "Accuracy vs reference",
+                _pct(every.get("exact_match")),
+                f"final data set, exact match; auto-labels {_pct(auto.get('exact_match'))} "
+                f"of {auto.get('count', 0):,}",
+            )
+        )
+    cards += [
+        _card(
+            "Simulated cost", _usd(cost), f"vs {_usd(baseline)} all-human ({_pct(savings)} saved)"
+        ),
+        _card(
+            "Stopped",
+            str(report.get("stop_reason") or DASH),
+            f"after {report.get('iterations', len(report.get('per_iteration') or ())):,} "
+            f"iterations",
+            is_text=True,
+        ),
+    ]
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _row(cells: list[str], tag: str = "td") -> str:
+    return "<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in cells) + "</tr>"
+
+
+def _iteration_table(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str:
+    rows = report.get("per_iteration") or []
+    if not rows:
+        return '<p class="note">No iteration reports.</p>'
+    metric = str(((rows[-1].get("calibration") or {}).get("metric")) or "accuracy")
+    head = [
+        "Iteration",
+        "Human (cum.)",
+        "Auto (cum.)",
+        "Auto-labeled",
+        "Unlabeled",
+        "Validation",
+        "Threshold",
+        f"Expected {metric.replace('_', ' ')}",
+        "Lower bound",
+        "Coverage",
+        "Gate",
+        "Cost to date",
+        "Decision",
+    ]
+    accuracy: dict[Any, dict[str, Any]] = {}
+    if reference_eval is not None:
+        head.append("Auto exact match")
+        accuracy = {r["iteration"]: r for r in reference_eval.get("auto_by_iteration", ())}
+    body = []
+    for r in rows:
+        counts, calibration = r.get("counts") or {}, r.get("calibration") or {}
+        gate = r.get("gate") or {}
+        cells = [
+            str(r.get("iteration")),
+            f"{counts.get('human', 0):,}",
+            f"{counts.get('auto', 0):,}",
+            f"{r.get('auto_labeled', 0):,}",
+            f"{counts.get('unlabeled', 0):,}",
+            str(calibration.get("n_validation", DASH)),
+            _num(calibration.get("applied_threshold")),
+            _num(calibration.get("expected_accuracy")),
+            _num(calibration.get("lower_bound")),
+            _pct(calibration.get("coverage")),
+            "passed" if gate.get("passed", True) else "failed",
+            _usd((r.get("cost_to_date") or {}).get("total_usd")),
+            str(r.get("decision") or DASH),
+        ]
+        if reference_eval is not None:
+            hit = accuracy.get(r.get("iteration"))
+            cells.append(DASH if hit is None else f"{_pct(hit['exact_match'])} of {hit['count']}")
+        body.append(_row(cells))
+    return '<div class="scroll"><table>' + _row(head, "th") + "".join(body) + "</table></div>"
+
+
+def _reference_table(reference_eval: dict[str, Any]) -> str:
+    head = ["Labels", "Images", "Exact match", "Mean IoU"]
+    names = (
+        ("auto", "auto-labels"),
+        ("human", "human labels (annotator noise)"),
+        ("all", "final data set"),
+    )
+    body = []
+    for key, name in names:
+        group = reference_eval.get(key) or {}
+        body.append(
+            _row(
+                [
+                    name,
+                    f"{group.get('count', 0):,}",
+                    _pct(group.get("exact_match")),
+                    _num(group.get("mean_iou")),
+                ]
+            )
+        )
+    mean_ap = reference_eval.get("auto_map") or {}
+    notes = (
+        f"Exact match: every box matched at IoU >= {reference_eval.get('match_iou', 0.5)} with "
+        f"the right class, none missing or extra. Auto-labels mAP@0.5 "
+        f"{_num(mean_ap.get('map50'))}, mAP@[.5:.95] {_num(mean_ap.get('map50_95'))}. "
+        f"Not compared: {reference_eval.get('unlabeled', 0):,} unlabeled, "
+        f"{reference_eval.get('no_reference', 0):,} without reference label, "
+        f"{reference_eval.get('size_mismatch', 0):,} with a different image size; "
+        f"{(reference_eval.get('reference') or {}).get('bad_lines', 0):,} bad reference lines."
+    )
+    return (
+        "<table>" + _row(head, "th") + "".join(body) + "</table>"
+        f'<p class="small">{escape(notes)}</p>'
+    )
+
+
+def _figure(render: Callable[[], bytes | None], alt: str, caption: str) -> str:
+    png = render()
+    if png is None:
+        return f'<p class="note">{escape(alt)}: nothing to plot.</p>'
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _figures(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str:
+    per_iteration = report.get("per_iteration") or []
+    parts = [
+        _figure(
+            lambda: plots.labels_plot(per_iteration),
+            "Labels per iteration",
+            "Human and auto labels in the ledger after each iteration; grey is still unlabeled.",
+        ),
+        _figure(
+            lambda: plots.cost_plot(per_iteration, report.get("all_human_cost") or {}),
+            "Cost per iteration",
+            "Simulated labeling cost to date (labels only, at the configured prices) vs "
+            "labeling everything by humans.",
+        ),
+        _figure(
+            lambda: plots.confidence_plot(per_iteration),
+            "Confidence histogram",
+            "Image confidence of the pool images scored in the last iteration; images at or "
+            "above the threshold were auto-labeled.",
+        ),
+        _figure(
+            lambda: plots.calibration_plot(per_iteration),
+            "Calibration curve",
+            "On human-labeled validation images: the accuracy of the images a threshold "
+            "accepts, and their share. The threshold is the lowest whose lower confidence "
+            "bound meets the target.",
+        ),
+    ]
+    if reference_eval is not None:
+        parts.append(
+            _figure(
+                lambda: plots.accuracy_plot(reference_eval),
+                "Accuracy vs reference",
+                "Auto-labels compared with the reference labels, grouped by the iteration that "
+                "made them; lines are the whole labeled data set and the human labels alone.",
+            )
+        )
+    return "".join(parts)
+
+
+def _details(report: dict[str, Any]) -> str:
+    model = report.get("model") or {}
+    items = [
+        ("Run", report.get("run_id")),
+        ("Output manifest", report.get("output_manifest")),
+        ("Last model", model.get("name") if isinstance(model, dict) else model),
+    ]
+    return (
+        "<dl>"
+        + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v or DASH))}</dd>" for k, v in items)
+        + "</dl>"
+    )
+
+
+def render_html_report(report: dict[str, Any], *, reference_eval: dict[str, Any] | None) -> str:
+    """The report page as a string; see `write_html_report`."""
+    title = f"boxloop run {report.get('run_id') or ''}".strip()
+    sections = [
+        f"<h1>{escape(title)}</h1>",
+        '<p class="sub">Active-learning bounding-box labeling: simulated run report.</p>',
+        _cards(report, reference_eval),
+        _details(report),
+        "<h2>Iterations</h2>",
+        _iteration_table(report, reference_eval),
+    ]
+    if reference_eval is not None:
+        sections += ["<h2>Accuracy vs reference</h2>", _reference_table(reference_eval)]
+    sections += ["<h2>Plots</h2>", _figures(report, reference_eval)]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def write_html_report(
+    report: dict[str, Any], out_html: Path, *, reference_eval: dict[str, Any] | None = None
+) -> Path:
+    """Write the run report as a single self-contained HTML file.
+
+    Everything is inline (CSS, PNG plots as base64 data URIs) and nothing loads from the
+    network, so the file can be mailed or opened offline. Plots: cumulative human and auto
+    labels per iteration, cost to date vs the all-human baseline, the last confidence histogram
+    with its threshold, the last calibration curve with its target, and (with
+    ``reference_eval``) accuracy vs reference per iteration; a plot with no data is replaced by
+    a note.
+
+    Args:
+        report: The final ``report.json`` of the run, as ``finalize`` writes it.
+        out_html: Where to write; parent folders are created.
+        reference_eval: ``evaluate_against_reference``'s result, or ``None`` when the run has
+            no reference labels.
+
+    Returns:
+        ``out_html``.
+    """
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    out_html.write_text(render_html_report(report, reference_eval=reference_eval), encoding="utf-8")
+    return out_html
