@@ -27,11 +27,23 @@ if TYPE_CHECKING:
 DEFAULT = SceneParams.from_difficulty(0.3)
 
 
-def _render(index: int, *, seed: int = 3, n_classes: int = 3, difficulty: float = 0.3,
-            image_wh: tuple[int, int] = (256, 256), with_background: bool = False) -> DemoSample:
-    return render_demo_sample(index, seed=seed, n_classes=n_classes,
-                              params=SceneParams.from_difficulty(difficulty), image_wh=image_wh,
-                              with_background=with_background)
+def _render(
+    index: int,
+    *,
+    seed: int = 3,
+    n_classes: int = 3,
+    difficulty: float = 0.3,
+    image_wh: tuple[int, int] = (256, 256),
+    with_background: bool = False,
+) -> DemoSample:
+    return render_demo_sample(
+        index,
+        seed=seed,
+        n_classes=n_classes,
+        params=SceneParams.from_difficulty(difficulty),
+        image_wh=image_wh,
+        with_background=with_background,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +178,11 @@ def test_render_demo_sample_uses_every_class_when_n_classes_is_eight() -> None:
 
 def test_render_demo_sample_objects_shrink_when_difficulty_rises() -> None:
     def median_side(difficulty: float) -> float:
-        sides = [max(b.width, b.height) for i in range(30)
-                 for b in _render(i, difficulty=difficulty).boxes]
+        sides = [
+            max(b.width, b.height)
+            for i in range(30)
+            for b in _render(i, difficulty=difficulty).boxes
+        ]
         return float(np.median(sides))
 
     assert median_side(1.0) < median_side(0.3) < median_side(0.0)

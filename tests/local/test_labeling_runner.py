@@ -103,7 +103,9 @@ def request(
         "UiConfig": {"UiTemplateS3Uri": f"s3://{BUCKET}/ui.liquid.html"},
         "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox",
         "AnnotationConsolidationConfig": {
-            "AnnotationConsolidationLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:ACS-BoundingBox"
+            "AnnotationConsolidationLambdaArn": (
+                "arn:aws:lambda:us-east-1:432418664414:function:ACS-BoundingBox"
+            )
         },
         "TaskTitle": "Draw a box around each object",
         "TaskDescription": "Draw a tight box around every visible object.",

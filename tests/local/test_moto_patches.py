@@ -169,8 +169,19 @@ def test_smoke_execution_visits_every_state_and_succeeds(smoke):
     result, _, _ = smoke
     assert (result.status, result.error) == ("SUCCEEDED", None)
     assert result.visited_states == (  # a retried state is entered once
-        "Prepare", "Fetch", "Validate", "Quarantine", "Train", "CreateModel", "Transform",
-        "PostProcess", "Label", "WaitForReview", "Retrain", "RetrainFailed", "Done",
+        "Prepare",
+        "Fetch",
+        "Validate",
+        "Quarantine",
+        "Train",
+        "CreateModel",
+        "Transform",
+        "PostProcess",
+        "Label",
+        "WaitForReview",
+        "Retrain",
+        "RetrainFailed",
+        "Done",
     )
 
 
@@ -287,8 +298,12 @@ def test_direct_function_arn_throttle_is_named_lambda_too_many_requests(aws):
 
     emulator.register_lambda("Direct", handler)
     retry = [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "MaxAttempts": 1}]
-    task = {"Type": "Task", "Resource": SUBSTITUTIONS["ValidateFunctionArn"].replace(
-        "Validate", "Direct"), "Retry": retry, "End": True}
+    task = {
+        "Type": "Task",
+        "Resource": SUBSTITUTIONS["ValidateFunctionArn"].replace("Validate", "Direct"),
+        "Retry": retry,
+        "End": True,
+    }
     result = emulator.run_definition(_machine({"Call": task}, "Call"), {"n": 1})
     assert (result.status, result.output) == ("SUCCEEDED", "ok")
     assert result.task_errors == ("Lambda.TooManyRequestsException",)
@@ -339,8 +354,11 @@ def _create_and_describe(kind: str, name: str) -> dict[str, Any]:
         sagemaker.create_transform_job(
             TransformJobName=name,
             ModelName="m",
-            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "ManifestFile",
-                                                            "S3Uri": "s3://b/pool.manifest"}}},
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://b/pool.manifest"}
+                }
+            },
             TransformOutput={"S3OutputPath": "s3://b/out"},
             TransformResources={"InstanceCount": 1, "InstanceType": "ml.m5.large"},
         )
@@ -349,9 +367,13 @@ def _create_and_describe(kind: str, name: str) -> dict[str, Any]:
         sagemaker.create_processing_job(
             ProcessingJobName=name,
             AppSpecification={"ImageUri": SUBSTITUTIONS["ProcessingImage"]},
-            ProcessingResources={"ClusterConfig": {"InstanceCount": 1,
-                                                   "InstanceType": "ml.m5.large",
-                                                   "VolumeSizeInGB": 5}},
+            ProcessingResources={
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 5,
+                }
+            },
             RoleArn=ROLE_ARN,
         )
         return sagemaker.describe_processing_job(ProcessingJobName=name)
@@ -377,29 +399,40 @@ def _create_and_describe(kind: str, name: str) -> dict[str, Any]:
     return sagemaker.describe_labeling_job(LabelingJobName=name)
 
 
-ZERO_COUNTERS = {"TotalLabeled": 0, "HumanLabeled": 0, "MachineLabeled": 0,
-                 "FailedNonRetryableError": 0, "Unlabeled": 0}
+ZERO_COUNTERS = {
+    "TotalLabeled": 0,
+    "HumanLabeled": 0,
+    "MachineLabeled": 0,
+    "FailedNonRetryableError": 0,
+    "Unlabeled": 0,
+}
 
 
 @pytest.mark.parametrize(
     ("kind", "outputs", "status_field", "expected"),
     [
         # training: artifacts moved by the runner replace moto's default path
-        ("training", {"ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}},
-         "TrainingJobStatus", {"ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}}),
+        (
+            "training",
+            {"ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}},
+            "TrainingJobStatus",
+            {"ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}},
+        ),
         # transform: no outputs, only the status and reason change
         ("transform", {}, "TransformJobStatus", {}),
         # processing: exit message reported
         ("processing", {"ExitMessage": "done"}, "ProcessingJobStatus", {"ExitMessage": "done"}),
         # labeling: counters merged over the zero defaults
-        ("labeling", {"LabelCounters": {"MachineLabeled": 4}}, "LabelingJobStatus",
-         {"LabelCounters": {**ZERO_COUNTERS, "MachineLabeled": 4}}),
+        (
+            "labeling",
+            {"LabelCounters": {"MachineLabeled": 4}},
+            "LabelingJobStatus",
+            {"LabelCounters": {**ZERO_COUNTERS, "MachineLabeled": 4}},
+        ),
     ],
 )
 @pytest.mark.parametrize("status", ["Completed", "Failed"])
-def test_runner_result_is_what_describe_reports(
-    aws, kind, outputs, status_field, expected, status
-):
+def test_runner_result_is_what_describe_reports(aws, kind, outputs, status_field, expected, status):
     seen = []
     reason = "ClientError: no images" if status == "Failed" else None
 
@@ -449,8 +482,12 @@ def test_labeling_sync_without_runner_fails_with_amazon_sagemaker_exception(aws)
     definition = emulator.substitute_definition(ASL.read_text(), SUBSTITUTIONS)
     states = json.loads(definition)["States"]
     parameters = {k: v for k, v in states["Label"]["Parameters"].items() if not k.endswith(".$")}
-    label = {"Type": "Task", "Resource": states["Label"]["Resource"], "End": True,
-             "Parameters": {**parameters, "LabelingJobName": "no-runner"}}
+    label = {
+        "Type": "Task",
+        "Resource": states["Label"]["Resource"],
+        "End": True,
+        "Parameters": {**parameters, "LabelingJobName": "no-runner"},
+    }
     result = emulator.run_definition(_machine({"Label": label}, "Label"), {})
     assert (result.status, result.error) == ("FAILED", "SageMaker.AmazonSageMakerException")
     assert "register_sagemaker_runner('create_labeling_job'" in result.cause
@@ -519,22 +556,36 @@ def test_substitute_definition_lists_every_missing_placeholder():
 
 
 def test_definition_from_template_resolves_cdk_tokens_and_substitutions():
-    definition = {"Fn::Join": ["", [
-        '{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:',
-        {"Ref": "AWS::Partition"},
-        ":states:::lambda:invoke\",\"Parameters\":{\"FunctionName\":\"",
-        {"Fn::GetAtt": ["PrepareFn0A1B2C3D", "Arn"]},
-        '","Payload":{"bucket":"${Bucket}","url":"s3.',
-        {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"},
-        '","account":"', {"Ref": "AWS::AccountId"}, '"}},"End":true}}}',
-    ]]}
-    template = {"Resources": {
-        "Bucket83908E77": {"Type": "AWS::S3::Bucket"},
-        "Workflow": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
-            "DefinitionString": definition,
-            "DefinitionSubstitutions": {"Bucket": {"Ref": "Bucket83908E77"}},
-        }},
-    }}
+    definition = {
+        "Fn::Join": [
+            "",
+            [
+                '{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:',
+                {"Ref": "AWS::Partition"},
+                ':states:::lambda:invoke","Parameters":{"FunctionName":"',
+                {"Fn::GetAtt": ["PrepareFn0A1B2C3D", "Arn"]},
+                '","Payload":{"bucket":"${Bucket}","url":"s3.',
+                {"Ref": "AWS::Region"},
+                ".",
+                {"Ref": "AWS::URLSuffix"},
+                '","account":"',
+                {"Ref": "AWS::AccountId"},
+                '"}},"End":true}}}',
+            ],
+        ]
+    }
+    template = {
+        "Resources": {
+            "Bucket83908E77": {"Type": "AWS::S3::Bucket"},
+            "Workflow": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "DefinitionString": definition,
+                    "DefinitionSubstitutions": {"Bucket": {"Ref": "Bucket83908E77"}},
+                },
+            },
+        }
+    }
     refs = {"Bucket83908E77": "my-bucket", "PrepareFn0A1B2C3D.Arn": "arn:aws:lambda:x:1:function:P"}
     resolved = emulator.definition_from_template(
         template, refs, region="eu-west-1", account_id="111111111111"
@@ -543,8 +594,11 @@ def test_definition_from_template_resolves_cdk_tokens_and_substitutions():
     assert task["Resource"] == "arn:aws:states:::lambda:invoke"
     assert task["Parameters"] == {
         "FunctionName": "arn:aws:lambda:x:1:function:P",
-        "Payload": {"bucket": "my-bucket", "url": "s3.eu-west-1.amazonaws.com",
-                    "account": "111111111111"},
+        "Payload": {
+            "bucket": "my-bucket",
+            "url": "s3.eu-west-1.amazonaws.com",
+            "account": "111111111111",
+        },
     }
 
 
@@ -566,13 +620,17 @@ def test_definition_from_template_reads_from_file_asset_with_substitutions(tmp_p
     key = "49d1823a.json"
     (tmp_path / f"asset.{key}").write_text(ASL.read_text(), encoding="utf-8")
     substitutions = {name: {"Ref": f"Logical{name}"} for name in SUBSTITUTIONS}
-    template = {"Resources": {"Workflow": {
-        "Type": "AWS::StepFunctions::StateMachine",
-        "Properties": {
-            "DefinitionS3Location": {"Bucket": {"Fn::Sub": "cdk-assets"}, "Key": key},
-            "DefinitionSubstitutions": substitutions,
-        },
-    }}}
+    template = {
+        "Resources": {
+            "Workflow": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "DefinitionS3Location": {"Bucket": {"Fn::Sub": "cdk-assets"}, "Key": key},
+                    "DefinitionSubstitutions": substitutions,
+                },
+            }
+        }
+    }
     refs = {f"Logical{name}": value for name, value in SUBSTITUTIONS.items()}
     resolved = emulator.definition_from_template(
         template, refs, region=REGION, account_id=ACCOUNT, asset_dir=tmp_path
@@ -589,7 +647,8 @@ def test_definition_from_template_reads_from_file_asset_with_substitutions(tmp_p
     ],
 )
 def test_definition_from_template_raises_on_unusable_definition(properties, problem):
-    template = {"Resources": {"W": {"Type": "AWS::StepFunctions::StateMachine",
-                                    "Properties": properties}}}
+    template = {
+        "Resources": {"W": {"Type": "AWS::StepFunctions::StateMachine", "Properties": properties}}
+    }
     with pytest.raises(ConfigError, match=problem):
         emulator.definition_from_template(template, {}, region=REGION, account_id=ACCOUNT)

@@ -96,8 +96,8 @@ class LabelLookup(Generic[T]):
             keys = ", ".join(repr(key) for _, key, _ in best)
             raise ConfigError(
                 [
-                    f"{self.source}: {len(best)} labels match {source_ref!r} equally well ({keys}); "
-                    "name images by their full source-ref or a longer relative path"
+                    f"{self.source}: {len(best)} labels match {source_ref!r} equally well "
+                    f"({keys}); name images by their full source-ref or a longer relative path"
                 ]
             )
         return best[0] if best else None
