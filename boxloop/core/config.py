@@ -65,6 +65,7 @@ class LoopConfig:
     target_value: float = 0.6
     confidence_level: float | None = 0.9
     min_validation: int = 50
+    min_accepted: int = 20
     aggregator: Aggregator = "ambiguity"
     score_floor: float = 0.05
     keep_threshold: float = 0.5
@@ -165,6 +166,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_concurrent_tasks": (1, 5000),
     "target_value": (0.0, 1.0),
     "min_validation": (1, 1e9),
+    "min_accepted": (1, 1e9),
     "score_floor": (0.0, 1.0),
     "keep_threshold": (0.0, 1.0),
     "quality_gate_map": (0.0, 1.0),

@@ -1,0 +1,260 @@
+"""Each Lambda handler called as Step Functions calls it, on moto's S3.
+
+The events are shaped like the ASL's ``Parameters`` for the state; every handler must return
+URIs and counts only, far below the 256 KiB payload limit whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from boxloop.aws import clients
+from boxloop.core.ledger import sort_by_id
+from boxloop.core.manifests import record_id
+from boxloop.core.records import record_from_json
+from boxloop.steps.postprocess import PREDICTIONS_FILE
+from boxloop.steps.run import BUCKET_ENV, CONFIG_ENV, RunState, write_records
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import ModuleType
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "boxloop-test"
+IMAGES = "s3://imgs"
+ROOT = f"s3://{BUCKET}/runs/exec-1"
+MAX_PAYLOAD_BYTES = 4096
+ONE = [(0, 10, 10, 20, 20)]
+
+
+def _handler(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    path = REPO_ROOT / "lambdas" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"boxloop_test_lambda_{name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+def _assert_small(payload: dict[str, Any]) -> None:
+    """The payload is small and names run files only: no image, no manifest line."""
+    text = json.dumps(payload)
+    assert len(text.encode()) < MAX_PAYLOAD_BYTES
+    assert IMAGES not in text
+    for uri in re.findall(r's3://[^"]*', text):
+        assert uri.startswith(f"s3://{BUCKET}/"), uri
+
+
+def _ref(name: str) -> str:
+    return f"{IMAGES}/{name}.jpg"
+
+
+@pytest.fixture
+def s3(monkeypatch, make_config) -> Iterator[Any]:
+    """S3 on moto, with the run bucket, fake credentials and the stack's environment."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "boxloop-test",
+        BUCKET_ENV: BUCKET,
+        CONFIG_ENV: json.dumps(make_config(min_validation=2).to_dict()),
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    clients.clear()  # a cached client made outside this mock would escape it
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    clients.clear()
+
+
+def _put(s3, key: str, lines: list[dict[str, Any]]) -> str:
+    s3.put_object(Bucket=BUCKET, Key=key, Body="".join(json.dumps(x) + "\n" for x in lines))
+    return f"s3://{BUCKET}/{key}"
+
+
+def _get_lines(s3, uri: str) -> list[dict[str, Any]]:
+    key = uri.removeprefix(f"s3://{BUCKET}/")
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    return [json.loads(x) for x in body.splitlines() if x.strip()]
+
+
+@pytest.fixture
+def s3_run(s3, make_config, ledger_line, gt_fields) -> Callable[..., dict[str, Any]]:
+    """A run on S3 (config + ledger) as ingest would leave it; returns the ``run`` block."""
+
+    def build(**state: Any) -> dict[str, Any]:
+        config = make_config(min_validation=2)
+        lines = [
+            ledger_line(_ref("val-0"), label=gt_fields(boxes=ONE), role="validation"),
+            ledger_line(_ref("val-1"), label=gt_fields(boxes=ONE), role="validation"),
+            ledger_line(_ref("seed-0"), label=gt_fields(boxes=ONE), role="seed", iteration=0),
+            *(ledger_line(_ref(f"pool-{i}")) for i in range(3)),
+        ]
+        run = RunState(run_id="exec-1", root=ROOT, ledger=f"{ROOT}/ledger/given.jsonl", **state)
+        s3.put_object(
+            Bucket=BUCKET,
+            Key="runs/exec-1/config.json",
+            Body=json.dumps(config.to_dict()),
+        )
+        records = (record_from_json(x, "boxes") for x in lines)
+        write_records(run.ledger, sort_by_id(records, "boxes"), "boxes")
+        return run.to_json()
+
+    return build
+
+
+def test_ingest_handler_writes_the_ledger_and_returns_the_run(s3):
+    # GIVEN an input manifest in S3 and the execution input Step Functions passes
+    manifest = _put(s3, "in/input.manifest", [{"source-ref": _ref(f"i{i}")} for i in range(5)])
+    event = {"execution": "exec-1", "input": {"manifest": manifest, "overrides": {"seed": 3}}}
+    # WHEN the Ingest Lambda runs
+    run = _handler("ingest")(event, None)
+    # THEN the ledger and config are in the run folder, and the payload holds URIs and counts
+    assert run["ledger"] == f"{ROOT}/ledger/iter-000-ingest.jsonl"
+    assert len(_get_lines(s3, run["ledger"])) == 5
+    config = json.loads(s3.get_object(Bucket=BUCKET, Key="runs/exec-1/config.json")["Body"].read())
+    assert config["seed"] == 3
+    assert run["counts"]["total"] == 5
+    assert run["counts"]["rejected"] == 0
+    _assert_small(run)
+
+
+def test_prepare_labeling_handler_returns_the_labeling_block(s3, s3_run):
+    # GIVEN the run block after Ingest
+    event = {"run": s3_run()}
+    # WHEN the PrepareLabeling Lambda runs
+    labeling = _handler("prepare_labeling")(event, None)
+    # THEN it names the input manifest, label config and output path the Label state needs
+    assert labeling["count"] == 3  # the seed of 4 lacks 3: every open pool image
+    assert len(_get_lines(s3, labeling["input_manifest"])) == 3
+    assert labeling["label_category_config"].startswith(f"{ROOT}/iter-000/labeling/")
+    assert labeling["output_config"]["S3OutputPath"].startswith(f"{ROOT}/")
+    _assert_small(labeling)
+
+
+def test_merge_human_labels_handler_merges_the_job_output(s3, s3_run, gt_fields):
+    # GIVEN a finished labeling job over two pool images, one of which failed
+    run = s3_run()
+    inputs = [
+        {"source-ref": _ref(f"pool-{i}"), "id": record_id(_ref(f"pool-{i}")), "boxloop": {}}
+        for i in range(2)
+    ]
+    failed = {"boxes-metadata": {"failure-reason": "expired", "human-annotated": "yes"}}
+    labeling = {
+        "count": 2,
+        "input_manifest": _put(s3, "runs/exec-1/iter-000/labeling/input.manifest", inputs),
+        "result": {
+            "status": "Completed",
+            "output_manifest": _put(
+                s3,
+                "runs/exec-1/iter-000/labeling/output/job/manifests/output/output.manifest",
+                [{**inputs[0], **gt_fields(boxes=ONE)}, {**inputs[1], **failed}],
+            ),
+        },
+    }
+    # WHEN the MergeHumanLabels Lambda runs with the state's run and labeling blocks
+    merged = _handler("merge_human_labels")({"run": run, "labeling": labeling}, None)
+    # THEN the new ledger holds the label and the failure, and the payload is the run block
+    assert merged["ledger"] == f"{ROOT}/ledger/iter-000-merge.jsonl"
+    lines = {x["source-ref"]: x for x in _get_lines(s3, merged["ledger"])}
+    assert lines[_ref("pool-0")]["boxes-metadata"]["human-annotated"] == "yes"
+    assert lines[_ref("pool-1")]["boxloop"]["attempts"] == 1
+    assert merged["counts"]["human"] == 4
+    assert merged["counts"]["merged"] == 2
+    _assert_small(merged)
+
+
+def test_prepare_training_handler_returns_the_training_block(s3, s3_run):
+    # GIVEN the run block of iteration 1, whose previous model is in S3
+    event = {"run": s3_run(iteration=1, model={"artifacts": f"s3://{BUCKET}/m/model.tar.gz"})}
+    # WHEN the PrepareTraining Lambda runs
+    training = _handler("prepare_training")(event, None)
+    # THEN it returns what the Train state needs, the manifests being in S3
+    assert training["hyperparameters"]["num_training_samples"] == "1"
+    assert [c["ChannelName"] for c in training["channels"]] == ["train", "validation", "model"]
+    train_uri = training["channels"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert [x["source-ref"] for x in _get_lines(s3, train_uri)] == [_ref("seed-0")]
+    _assert_small(training)
+
+
+def test_prepare_inference_handler_returns_the_inference_block(s3, s3_run):
+    # GIVEN the run and training blocks after CreateModel
+    training = {
+        "job_name": "bl-abcd-001-train",
+        "result": {
+            "model_artifacts": f"s3://{BUCKET}/m/model.tar.gz",
+            "metrics": [{"MetricName": "validation:mAP", "Value": 0.3}],
+        },
+    }
+    # WHEN the PrepareInference Lambda runs
+    inference = _handler("prepare_inference")({"run": s3_run(), "training": training}, None)
+    # THEN the ManifestFile is in S3 and the block names it, with the gate's verdict
+    assert inference["count"] == 5  # 3 unlabeled pool + 2 human-labeled validation images
+    key = inference["manifest_file"].removeprefix(f"s3://{BUCKET}/")
+    document = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert document[0] == {"prefix": f"{IMAGES}/"}
+    assert len(document) == 6
+    assert inference["gate"]["value"] == 0.3
+    _assert_small(inference)
+
+
+def test_filter_low_confidence_handler_returns_the_run_and_decision(s3, s3_run):
+    # GIVEN post-processed predictions for the pool images in S3
+    run = s3_run()
+    predictions = [
+        {
+            "id": record_id(_ref(f"pool-{i}")),
+            "image_wh": [640, 480],
+            "confidence": 0.4,
+            "is_empty": True,
+            "n_ambiguous": 1,
+            "kept": [],
+        }
+        for i in range(3)
+    ]
+    output_path = f"{ROOT}/iter-000/postprocess/"
+    _put(
+        s3,
+        f"runs/exec-1/iter-000/postprocess/{PREDICTIONS_FILE}",
+        sorted(predictions, key=lambda p: p["id"]),
+    )
+    inference = {
+        "count": 3,
+        "gate": {"passed": True},
+        "model_name": "bl-abcd-000-train",
+        "model_artifacts": f"s3://{BUCKET}/m/model.tar.gz",
+        "postprocess": {"output_path": output_path},
+    }
+    # WHEN the FilterLowConfidence Lambda runs
+    after = _handler("filter_low_confidence")({"run": run, "inference": inference}, None)
+    # THEN the run block moves to the next iteration with a decision for the Choice state
+    assert after["iteration"] == 1
+    assert after["decision"] == "continue"
+    assert after["ledger"] == f"{ROOT}/ledger/iter-000-filter.jsonl"
+    report = s3.get_object(Bucket=BUCKET, Key="runs/exec-1/iter-000/report/report.json")
+    assert json.loads(report["Body"].read())["confidence_histogram"][8] == 3
+    _assert_small(after)
+
+
+def test_finalize_handler_returns_the_result(s3, s3_run):
+    # GIVEN the run block when the Continue state chose Finalize
+    # WHEN the Finalize Lambda runs
+    result = _handler("finalize")({"run": s3_run(iteration=3)}, None)
+    # THEN the output manifest is in S3 and the result (the SNS message) is small
+    assert result["output_manifest"] == f"{ROOT}/output/output.manifest"
+    assert len(_get_lines(s3, result["output_manifest"])) == 6
+    assert result["counts"]["human"] == 3
+    _assert_small(result)

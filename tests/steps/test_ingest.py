@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from boxloop.core.errors import ConfigError, NothingUsableError
+from boxloop.core.ledger import assign_role
+from boxloop.core.manifests import record_id
+from boxloop.steps.ingest import IngestRequest, ingest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _write_manifest(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def _request(tmp_path: Path, **kwargs: Any) -> IngestRequest:
+    return IngestRequest(run_id="run-1", root=str(tmp_path / "run"), **kwargs)
+
+
+@pytest.fixture
+def mixed_manifest(tmp_path: Path, gt_fields) -> tuple[str, list[str]]:
+    """Twenty good unlabeled lines, one pre-labeled line under another attribute, four bad."""
+    refs = [f"s3://imgs/cam/{i:04d}.jpg" for i in range(20)]
+    labeled = {"source-ref": "s3://imgs/cam/labeled.jpg", "note": "keep me"}
+    labeled.update(gt_fields((320, 200), [(1, 10, 20, 30, 40)], attr="bounding-box"))
+    lines = [
+        json.dumps({"source-ref": refs[0]}),  # 1
+        "{not json",  # 2: bad JSON
+        json.dumps(labeled),  # 3: human label under "bounding-box"
+        json.dumps({"image": "s3://imgs/cam/x.jpg"}),  # 4: no source-ref
+        json.dumps({"source-ref": refs[0]}),  # 5: duplicate of line 1
+        json.dumps(  # 6: box outside its image
+            {"source-ref": "s3://imgs/cam/out.jpg", **gt_fields((50, 50), [(0, 40, 40, 30, 30)])}
+        ),
+        *(json.dumps({"source-ref": ref}) for ref in refs[1:]),  # 7..25
+    ]
+    return _write_manifest(tmp_path / "input.manifest", lines), [*refs, labeled["source-ref"]]
+
+
+def test_ingest_writes_ledger_sorted_by_id_with_hash_roles(
+    tmp_path, make_config, read_jsonl, mixed_manifest
+):
+    # GIVEN a manifest of good and bad lines and a config with validation and test shares
+    manifest, good_refs = mixed_manifest
+    config = make_config(validation_fraction=0.3, test_fraction=0.2, seed=7)
+    # WHEN it is ingested
+    run = ingest(_request(tmp_path, manifest=manifest), config)
+    # THEN the ledger holds every good image once, sorted by id, with the role its id hashes to
+    lines = read_jsonl(run.ledger)
+    ids = [line["id"] for line in lines]
+    assert ids == sorted(ids)
+    assert sorted(line["source-ref"] for line in lines) == sorted(good_refs)
+    roles = {line["id"]: line.get("boxloop", {}).get("role", "pool") for line in lines}
+    expected = {
+        record_id(ref): assign_role(
+            record_id(ref), seed=7, validation_fraction=0.3, test_fraction=0.2
+        )
+        for ref in good_refs
+    }
+    assert roles == expected
+    assert set(roles.values()) == {"validation", "test", "pool"}
+    assert run.counts["total"] == len(good_refs)
+    assert run.counts["rejected"] == 4
+    assert run.counts["human"] == 1
+
+
+def test_ingest_quarantines_every_bad_line_with_its_number(
+    tmp_path, make_config, read_jsonl, mixed_manifest
+):
+    # GIVEN a manifest whose lines 2, 4, 5 and 6 are bad in four different ways
+    manifest, _ = mixed_manifest
+    # WHEN it is ingested
+    run = ingest(_request(tmp_path, manifest=manifest), make_config())
+    # THEN output/rejected.jsonl lists each bad line with its number and reason
+    rejected = read_jsonl(run.paths.output("rejected.jsonl"))
+    assert [r["line"] for r in rejected] == [2, 4, 5, 6]
+    reasons = {r["line"]: r["reason"] for r in rejected}
+    assert "not valid JSON" in reasons[2]
+    assert "source-ref" in reasons[4]
+    assert "repeats the image of line 1" in reasons[5]
+    assert "outside" in reasons[6]
+
+
+def test_ingest_keeps_a_human_label_when_under_another_attribute_name(
+    tmp_path, make_config, read_jsonl, mixed_manifest
+):
+    # GIVEN a line labeled by humans under "bounding-box" while the run's attribute is "boxes"
+    manifest, _ = mixed_manifest
+    # WHEN it is ingested
+    run = ingest(_request(tmp_path, manifest=manifest), make_config())
+    # THEN the label sits under "boxes", still human, and the old attribute is gone
+    line = next(x for x in read_jsonl(run.ledger) if x["source-ref"].endswith("labeled.jpg"))
+    assert "bounding-box" not in line
+    assert "bounding-box-metadata" not in line
+    assert line["boxes"]["annotations"] == [
+        {"class_id": 1, "left": 10, "top": 20, "width": 30, "height": 40}
+    ]
+    assert line["boxes"]["image_size"][0]["width"] == 320
+    assert line["boxes-metadata"]["human-annotated"] == "yes"
+    assert line["note"] == "keep me"
+
+
+def test_ingest_keeps_the_first_of_duplicated_lines(tmp_path, make_config, read_jsonl):
+    # GIVEN the same image twice, the second time with a label
+    ref = "s3://imgs/dup.jpg"
+    manifest = _write_manifest(
+        tmp_path / "dup.manifest",
+        [json.dumps({"source-ref": ref, "n": 1}), json.dumps({"source-ref": ref, "n": 2})],
+    )
+    # WHEN it is ingested
+    run = ingest(_request(tmp_path, manifest=manifest), make_config())
+    # THEN one record remains, from line 1, and line 2 is rejected naming line 1
+    assert [(x["source-ref"], x["n"]) for x in read_jsonl(run.ledger)] == [(ref, 1)]
+    assert [r["line"] for r in read_jsonl(run.paths.output("rejected.jsonl"))] == [2]
+
+
+def test_ingest_raises_nothing_usable_when_every_line_is_bad(tmp_path, make_config, read_jsonl):
+    # GIVEN a manifest with no usable line
+    manifest = _write_manifest(tmp_path / "bad.manifest", ["[1, 2]", "{oops", '{"a": 1}'])
+    # WHEN / THEN ingest raises, and the quarantine report still lists all three lines
+    with pytest.raises(NothingUsableError, match="no usable line"):
+        ingest(_request(tmp_path, manifest=manifest), make_config())
+    rejected = read_jsonl(tmp_path / "run" / "output" / "rejected.jsonl")
+    assert [r["line"] for r in rejected] == [1, 2, 3]
+
+
+def test_ingest_copies_every_label_when_resuming_from_a_ledger(
+    tmp_path, make_config, make_run, gt_fields, ledger_line, read_jsonl
+):
+    # GIVEN an earlier run's ledger with human and machine labels and provenance
+    config = make_config()
+    earlier = make_run(
+        [
+            ledger_line(
+                "s3://imgs/h.jpg",
+                label=gt_fields((64, 48), [(0, 1, 2, 3, 4)]),
+                role="validation",
+                iteration=0,
+            ),
+            ledger_line(
+                "s3://imgs/m.jpg",
+                label=gt_fields((64, 48), [(2, 5, 5, 10, 10)], human=False, scores=[0.9]),
+                iteration=1,
+                threshold=0.8,
+                model="bl-x-001-train",
+            ),
+            ledger_line("s3://imgs/u.jpg", attempts=1, confidence=0.3),
+        ],
+        config,
+    )
+    # WHEN a new run resumes from it
+    request = IngestRequest(run_id="run-2", root=str(tmp_path / "run2"), ledger=earlier.ledger)
+    run = ingest(request, config)
+    # THEN the new ledger holds the same lines, labels and provenance included
+    assert read_jsonl(run.ledger) == read_jsonl(earlier.ledger)
+    assert (run.counts["human"], run.counts["auto"], run.counts["unlabeled"]) == (1, 1, 1)
+    assert run.ledger.startswith(str(tmp_path / "run2"))
+
+
+@pytest.mark.parametrize(
+    ("execution_input", "expected"),
+    [
+        # both a manifest and a ledger
+        ({"manifest": "s3://b/m", "ledger": "s3://b/l"}, ["exactly one of"]),
+        # neither
+        ({}, ["exactly one of"]),
+        # neither, plus two unknown keys and bad overrides: all three reported at once
+        (
+            {"manifst": "s3://b/m", "extra": 1, "overrides": [1]},
+            ["exactly one of", "unknown execution input keys ['extra', 'manifst']", "overrides"],
+        ),
+    ],
+)
+def test_ingest_request_lists_every_input_error(execution_input, expected):
+    with pytest.raises(ConfigError) as raised:
+        IngestRequest.from_event({"execution": "e1", "input": execution_input}, bucket="b")
+    problems = raised.value.problems
+    assert len(problems) == len(expected)
+    for fragment in expected:
+        assert any(fragment in problem for problem in problems), (fragment, problems)
+
+
+def test_ingest_request_names_the_run_after_the_execution():
+    request = IngestRequest.from_event(
+        {"execution": "my run/1", "input": {"manifest": "s3://b/in.manifest"}}, bucket="bkt"
+    )
+    assert request.run_id == "my-run-1"
+    assert request.root == "s3://bkt/runs/my-run-1"
+    assert (request.manifest, request.ledger, request.overrides) == ("s3://b/in.manifest", None, {})
