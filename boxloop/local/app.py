@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from boxloop.aws.s3 import download_file, iter_keys, iter_lines, open_for_write
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import BoxloopError, ManifestError
+from boxloop.core.formats.groundtruth import find_label_attributes
 from boxloop.core.manifests import iter_json_lines, write_json_line
 from boxloop.local.engine import (
     BUCKET,
@@ -101,6 +102,16 @@ def read_manifest_lines(path: Path) -> list[dict[str, Any]]:
             raise item
         lines.append(item[1])
     return lines
+
+
+def label_attribute_of(manifest: Path) -> str | None:
+    """The label attribute of the first labeled line of a manifest (``None`` if unlabeled)."""
+    for item in iter_json_lines(iter_lines(str(manifest)), source=str(manifest)):
+        if not isinstance(item, ManifestError):
+            found = find_label_attributes(item[1])
+            if found:
+                return found[0]
+    return None
 
 
 def _rewrite_refs(src: Path, dest: Path, mapping: dict[str, str]) -> None:

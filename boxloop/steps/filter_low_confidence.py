@@ -68,6 +68,7 @@ def calibration_config(config: LoopConfig) -> CalibrationConfig:
         target=config.target_value,
         confidence_level=config.confidence_level,
         min_validation=config.min_validation,
+        min_accepted=config.min_accepted,
     )
 
 
