@@ -1,0 +1,1 @@
+"""The boxloop CDK app: one stack composed of plain constructs, one per concern."""

@@ -1,0 +1,139 @@
+"""The one boxloop stack: storage, roles, functions, notifications, workflow and monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.bundling import REPO_ROOT
+from stacks.functions import Functions
+from stacks.monitoring import Monitoring
+from stacks.nag import acknowledge_findings
+from stacks.notifications import Notifications
+from stacks.roles import Roles
+from stacks.storage import Storage
+from stacks.workflow import Workflow
+
+if TYPE_CHECKING:
+    from stacks.config import BoxloopConfig
+
+DEFAULT_WORKTEAM_NAME = "boxloop"
+
+
+class BoxloopStack(cdk.Stack):
+    """Composes one construct per concern and wires them through their public attributes.
+
+    The region is concrete (image URIs and Ground Truth ARNs are chosen per region at synth);
+    the account stays ``AWS::AccountId`` unless CDK_DEFAULT_ACCOUNT is set.
+
+    Attributes:
+        config: what the stack was built from.
+        storage, roles, functions, notifications, workflow, monitoring: the constructs.
+        workteam_arn: the configured work team, or the account's private team "boxloop".
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BoxloopConfig,
+        root: Path = REPO_ROOT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=cdk.Environment(account=config.account, region=config.region),
+            description="boxloop: active-learning bounding-box labeling (Step Functions, "
+            "SageMaker, Ground Truth)",
+            **kwargs,
+        )
+        self.config = config
+        self.workteam_arn = config.workteam_arn or self._default_workteam_arn()
+        self.storage = Storage(self, "Storage", config=config, root=root)
+        self.roles = Roles(self, "Roles", config=config, bucket=self.storage.bucket)
+        self.functions = Functions(
+            self,
+            "Functions",
+            config=config,
+            bucket=self.storage.bucket,
+            role=self.roles.function_role,
+            root=root,
+        )
+        self.notifications = Notifications(
+            self, "Notifications", config=config, encryption_key=self.storage.encryption_key
+        )
+        self.workflow = Workflow(
+            self,
+            "Workflow",
+            config=config,
+            role=self.roles.workflow_role,
+            functions=dict(self.functions.by_folder),
+            storage=self.storage,
+            sagemaker_role=self.roles.sagemaker_role,
+            topic=self.notifications.topic,
+            workteam_arn=self.workteam_arn,
+            root=root,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            state_machine=self.workflow.state_machine,
+            topic=self.notifications.topic,
+        )
+        self._outputs()
+        acknowledge_findings(self, has_kms_key=bool(config.kms_key_arn))
+
+    def _default_workteam_arn(self) -> str:
+        cdk.Annotations.of(self).add_warning_v2(
+            "boxloop:DefaultWorkteam",
+            f"context 'workteamArn' is empty: labeling jobs will use the private work team "
+            f"'{DEFAULT_WORKTEAM_NAME}' of the deploying account, which must exist "
+            "(SageMaker console > Ground Truth > Labeling workforces > Private)",
+        )
+        return (
+            f"arn:{cdk.Aws.PARTITION}:sagemaker:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:"
+            f"workteam/private-crowd/{DEFAULT_WORKTEAM_NAME}"
+        )
+
+    def _outputs(self) -> None:
+        state_machine = self.workflow.state_machine
+        cdk.CfnOutput(
+            self,
+            "BucketName",
+            value=self.storage.bucket.bucket_name,
+            description="Data bucket: upload images and the input manifest here; runs write "
+            "under runs/",
+        )
+        cdk.CfnOutput(
+            self,
+            "StateMachineArn",
+            value=state_machine.state_machine_arn,
+            description="Start a run: aws stepfunctions start-execution --state-machine-arn "
+            "<this> --input file://run.json",
+        )
+        cdk.CfnOutput(
+            self,
+            "TopicArn",
+            value=self.notifications.topic.topic_arn,
+            description="SNS topic for run results and failure alarms; subscribe to follow runs",
+        )
+        cdk.CfnOutput(
+            self,
+            "WorkteamArn",
+            value=self.workteam_arn,
+            description="Ground Truth work team that receives the labeling tasks",
+        )
+        cdk.CfnOutput(
+            self,
+            "ConsoleUrl",
+            value=(
+                f"https://{cdk.Aws.REGION}.console.aws.amazon.com/states/home?region="
+                f"{cdk.Aws.REGION}#/statemachines/view/{state_machine.state_machine_arn}"
+            ),
+            description="The state machine in the Step Functions console",
+        )

@@ -1,0 +1,136 @@
+"""The stack's settings: CDK context read once into one frozen value, all bad keys reported."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from boxloop.aws import regions
+from boxloop.core.config import LoopConfig
+from boxloop.core.errors import ConfigError
+from stacks.context import (
+    DEFAULT_CONTEXT,
+    EMAIL,
+    KMS_KEY_ARN,
+    WORKTEAM_ARN,
+    ContextReader,
+    unknown_key_problems,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Lambda allows 4 KB for all environment variables of a function together.
+MAX_LOOP_CONFIG_BYTES = 3500
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoxloopConfig:
+    """Everything the stack is built from; made only by ``from_context``.
+
+    Attributes:
+        region: the deployment region (CDK_DEFAULT_REGION, else context ``region``); concrete
+            because image URIs and Ground Truth ARNs differ per region.
+        account: CDK_DEFAULT_ACCOUNT, or None for an account-agnostic template.
+        loop: the loop's own settings, passed to every Lambda as ``BOXLOOP_CONFIG``.
+        workteam_arn: the Ground Truth work team; "" means the account's private team "boxloop".
+        training_image: the built-in Object Detection image of ``region``.
+        processing_image: the scikit-learn container that runs ``processing/``.
+        ground_truth: the PRE-/ACS-BoundingBox Lambda ARNs of ``region``.
+        training_instance_type: a GPU type (the built-in Object Detection trains on GPU only).
+        transform_instance_type: batch transform instances.
+        processing_instance_type: post-processing instances.
+        notification_email: subscribed to the notification topic when not "".
+        kms_key_arn: customer managed key for the bucket and topic; "" = S3-managed keys.
+        image_bucket_names: buckets holding the images that the manifests point at (read only).
+        tmp_expiration_days: days before objects under ``tmp/`` expire.
+    """
+
+    region: str
+    account: str | None
+    loop: LoopConfig
+    workteam_arn: str
+    training_image: str
+    processing_image: str
+    ground_truth: regions.GroundTruthLambdas
+    training_instance_type: str
+    transform_instance_type: str
+    processing_instance_type: str
+    notification_email: str
+    kms_key_arn: str
+    image_bucket_names: tuple[str, ...]
+    tmp_expiration_days: int
+
+    @property
+    def loop_json(self) -> str:
+        """``BOXLOOP_CONFIG``: the loop settings as compact JSON."""
+        return json.dumps(self.loop.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_context(
+        cls, context: Mapping[str, Any], *, environ: Mapping[str, str]
+    ) -> BoxloopConfig:
+        """Read and check every context key; missing keys take ``DEFAULT_CONTEXT``.
+
+        Args:
+            context: the CDK context (``app.node.get_all_context()``); keys with ``:``, ``@`` or
+                ``/`` belong to CDK and are ignored, any other unknown key is reported.
+            environ: the process environment (CDK_DEFAULT_REGION, CDK_DEFAULT_ACCOUNT).
+
+        Raises:
+            ConfigError: listing every bad or unknown key, and the loop settings' own problems.
+        """
+        reader = ContextReader({**DEFAULT_CONTEXT, **context})
+        reader.problems.extend(unknown_key_problems(context))
+        region = environ.get("CDK_DEFAULT_REGION") or reader.text("region")
+        loop = reader.loop_config()
+        values: dict[str, Any] = {
+            "workteam_arn": reader.arn("workteamArn", WORKTEAM_ARN, region),
+            "training_instance_type": reader.instance_type("trainingInstanceType", gpu=True),
+            "transform_instance_type": reader.instance_type("transformInstanceType"),
+            "processing_instance_type": reader.instance_type("processingInstanceType"),
+            "notification_email": reader.matching("notificationEmail", EMAIL),
+            "kms_key_arn": reader.arn("kmsKeyArn", KMS_KEY_ARN, region),
+            "image_bucket_names": reader.bucket_names("imageBucketNames"),
+            "tmp_expiration_days": reader.integer("tmpExpirationDays", low=1, high=3650),
+        }
+        resolved = _resolve_region(region, reader.problems)
+        if loop is not None:
+            size = len(json.dumps(loop.to_dict(), separators=(",", ":")))
+            if size > MAX_LOOP_CONFIG_BYTES:
+                reader.problems.append(
+                    f"the loop settings take {size} bytes of JSON; Lambda allows 4 KB of "
+                    "environment per function: shorten labels or taskDescription"
+                )
+        if reader.problems or loop is None or resolved is None:
+            raise ConfigError(reader.problems)
+        return cls(
+            region=region,
+            account=environ.get("CDK_DEFAULT_ACCOUNT") or None,
+            loop=loop,
+            **resolved,
+            **values,
+        )
+
+
+def _resolve_region(region: str, problems: list[str]) -> dict[str, Any] | None:
+    """The region's image URIs and Ground Truth ARNs, or None with the reasons in ``problems``."""
+    if not _REGION.match(region):
+        problems.append(f"region must look like us-east-1, got {region!r}")
+        return None
+    gt_problems = regions.ground_truth_problems(region)
+    if gt_problems:
+        problems.extend(gt_problems)
+        return None
+    try:
+        return {
+            "training_image": regions.object_detection_image_uri(region),
+            "processing_image": regions.processing_image_uri(region),
+            "ground_truth": regions.ground_truth_lambda_arns(region),
+        }
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None

@@ -1,0 +1,282 @@
+"""Context values as the CDK CLI passes them: converted to types, checked, problems collected."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from boxloop.core.config import LoopConfig
+from boxloop.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+# The documented defaults; cdk.json's "context" block repeats them for users to read and edit
+# (tests/stacks/test_config.py keeps the two equal). Numbers may also arrive as strings: every
+# `cdk deploy -c key=value` value is a string.
+DEFAULT_CONTEXT: dict[str, Any] = {
+    "region": "us-east-1",
+    "jobPrefix": "boxloop",
+    "labels": ["car", "person", "bicycle"],
+    "labelAttributeName": "boxes",
+    "workteamArn": "",
+    "taskTitle": "Draw a box around each object",
+    "taskDescription": "Draw a tight box around every visible object of the listed classes.",
+    "workersPerObject": 1,
+    "taskTimeLimitSeconds": 300,
+    "taskAvailabilitySeconds": 864000,
+    "maxConcurrentTaskCount": 1000,
+    "targetMetric": "mean_iou",
+    "targetValue": 0.6,
+    "seedSize": 100,
+    "batchSize": 100,
+    "auditShare": 0.05,
+    "validationFraction": 0.2,
+    "selectionStrategy": "least_confidence",
+    "maxIterations": 10,
+    "humanLabelBudget": None,
+    "costCapUsd": None,
+    "qualityGateMap": 0.0,
+    "hyperparameters": {},
+    "initialModelUri": "",
+    "trainingInstanceType": "ml.p3.2xlarge",
+    "transformInstanceType": "ml.c5.xlarge",
+    "processingInstanceType": "ml.m5.xlarge",
+    "notificationEmail": "",
+    "kmsKeyArn": "",
+    "imageBucketNames": [],
+    "tmpExpirationDays": 30,
+}
+
+# Context key -> LoopConfig field, for the keys that only the loop (the Lambdas) reads.
+LOOP_FIELDS: dict[str, str] = {
+    "jobPrefix": "job_prefix",
+    "labels": "labels",
+    "labelAttributeName": "label_attribute",
+    "taskTitle": "task_title",
+    "taskDescription": "task_description",
+    "workersPerObject": "workers_per_object",
+    "taskTimeLimitSeconds": "task_time_limit_s",
+    "taskAvailabilitySeconds": "task_availability_s",
+    "maxConcurrentTaskCount": "max_concurrent_tasks",
+    "targetMetric": "target_metric",
+    "targetValue": "target_value",
+    "seedSize": "seed_size",
+    "batchSize": "batch_size",
+    "auditShare": "audit_share",
+    "validationFraction": "validation_fraction",
+    "selectionStrategy": "selection_strategy",
+    "maxIterations": "max_iterations",
+    "humanLabelBudget": "human_label_budget",
+    "costCapUsd": "cost_cap_usd",
+    "qualityGateMap": "quality_gate_map",
+    "hyperparameters": "hyperparameters",
+    "initialModelUri": "initial_model_uri",
+}
+_INT_KEYS = frozenset(
+    {
+        "workersPerObject",
+        "taskTimeLimitSeconds",
+        "taskAvailabilitySeconds",
+        "maxConcurrentTaskCount",
+        "seedSize",
+        "batchSize",
+        "maxIterations",
+        "tmpExpirationDays",
+    }
+)
+_FLOAT_KEYS = frozenset({"targetValue", "auditShare", "validationFraction", "qualityGateMap"})
+_OPTIONAL_NUMBER_KEYS = {"humanLabelBudget": int, "costCapUsd": float}
+
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_GPU_INSTANCE_TYPE = re.compile(r"^ml\.[pg]\d")
+WORKTEAM_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:([a-z0-9-]+):(\d{12}):workteam/.+$")
+KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/"
+    r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ContextReader:
+    """Reads context values by key, converting CLI strings and collecting every problem."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.context = context
+        self.problems: list[str] = []
+
+    def _bad(self, key: str, expected: str) -> None:
+        self.problems.append(f"context {key!r} must be {expected}, got {self.context[key]!r}")
+
+    def text(self, key: str) -> str:
+        """The value as a stripped string ("" for null)."""
+        value = self.context[key]
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value.strip()
+        self._bad(key, "a string")
+        return ""
+
+    def matching(self, key: str, pattern: re.Pattern[str], *, expected: str = "") -> str:
+        """A string that is empty or matches ``pattern``."""
+        value = self.text(key)
+        if value and not pattern.match(value):
+            self._bad(key, expected or f'"" or a value matching {pattern.pattern}')
+        return value
+
+    def arn(self, key: str, pattern: re.Pattern[str], region: str) -> str:
+        """Empty, or an ARN matching ``pattern`` (region in group 1) that lies in ``region``."""
+        value = self.matching(key, pattern)
+        match = pattern.match(value)
+        if match and match.group(1) != region:
+            self.problems.append(
+                f"context {key!r} is in {match.group(1)}, but the stack deploys to {region}: "
+                "it must be in the same region"
+            )
+        return value
+
+    def instance_type(self, key: str, *, gpu: bool = False) -> str:
+        """A SageMaker instance type (``ml.<family>.<size>``); a GPU family if ``gpu``."""
+        value = self.text(key)
+        if not _INSTANCE_TYPE.match(value):
+            self._bad(key, "a SageMaker instance type such as ml.m5.xlarge")
+        elif gpu and not _GPU_INSTANCE_TYPE.match(value):
+            self._bad(key, "a GPU type (ml.p*/ml.g*): the built-in Object Detection trains on GPU")
+        return value
+
+    def integer(self, key: str, *, low: int | None = None, high: int | None = None) -> int:
+        """A whole number in ``[low, high]`` (numeric strings accepted)."""
+        value = _number(self.context[key], int)
+        if value is None:
+            self._bad(key, "a whole number")
+            return 0
+        if (low is not None and value < low) or (high is not None and value > high):
+            self._bad(key, f"in [{low}, {high}]")
+        return value
+
+    def names(self, key: str) -> tuple[str, ...]:
+        """A list of strings, given as a list, a JSON list or comma-separated text."""
+        value = self.context[key]
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    self._bad(key, "a JSON list or comma-separated names")
+                    return ()
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self._bad(key, "a list of strings (or comma-separated names)")
+            return ()
+        return tuple(value)
+
+    def bucket_names(self, key: str) -> tuple[str, ...]:
+        """Names that are valid S3 bucket names."""
+        names = self.names(key)
+        for name in names:
+            if not _BUCKET_NAME.match(name):
+                self.problems.append(f"context {key!r}: {name!r} is not a valid S3 bucket name")
+        return names
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        """A JSON object, given as an object or as JSON text."""
+        value = self.context[key]
+        if isinstance(value, str):
+            try:
+                value = json.loads(value or "{}")
+            except json.JSONDecodeError:
+                value = None
+        if not isinstance(value, dict):
+            self._bad(key, "a JSON object")
+            return {}
+        return value
+
+    def loop_value(self, key: str) -> Any:
+        """The context value converted to what LoopConfig expects (LoopConfig checks ranges)."""
+        value = self.context[key]
+        if key in _INT_KEYS or key in _FLOAT_KEYS:
+            number = _number(value, int if key in _INT_KEYS else float)
+            if number is None:
+                self._bad(key, "a number")
+            return number
+        if key in _OPTIONAL_NUMBER_KEYS:
+            if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+                return None
+            number = _number(value, _OPTIONAL_NUMBER_KEYS[key])
+            if number is None or number < 0:
+                self._bad(key, "a number >= 0, or null for no limit")
+            return number
+        if key == "labels":
+            return list(self.names(key))
+        if key == "hyperparameters":
+            return {
+                name: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for name, v in self.mapping(key).items()
+            }
+        if key == "initialModelUri":
+            uri = self.text(key)
+            if uri and not uri.startswith("s3://"):
+                self._bad(key, '"" or an s3:// URI of a model.tar.gz')
+            return uri or None
+        return self.text(key)
+
+    def loop_config(self) -> LoopConfig | None:
+        """The LoopConfig of the loop keys, or None with the problems recorded."""
+        before = len(self.problems)
+        data = {field: self.loop_value(key) for key, field in LOOP_FIELDS.items()}
+        if len(self.problems) > before:
+            return None
+        try:
+            return LoopConfig.from_dict(data, source="context")
+        except ConfigError as exc:
+            self.problems.extend(_name_context_keys(p) for p in exc.problems)
+            return None
+
+
+_NONE = frozenset({"", "null", "none"})
+_KEY_OF_FIELD = {field: key for key, field in LOOP_FIELDS.items()}
+
+
+def _number(value: Any, kind: Callable[[Any], Any]) -> Any:
+    """``value`` as an int or float (strings from ``-c key=value`` included), None if it is not."""
+    if isinstance(value, bool):
+        return None
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int | float if kind is float else int):
+        return kind(value)
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _name_context_keys(problem: str) -> str:
+    """Prefix a LoopConfig problem (which names its field) with the context key to fix."""
+    field = problem.split(" ", 1)[0].removeprefix("context:").strip()
+    key = _KEY_OF_FIELD.get(field)
+    return f"context {key!r}: {problem}" if key else problem
+
+
+def unknown_key_problems(context: Mapping[str, Any]) -> list[str]:
+    """Keys that look like a misspelt boxloop key (``workTeamArn``), which would else be ignored.
+
+    Other unknown keys are left alone: the CLI and cdk.context.json add their own (feature flags,
+    ``aws:cdk:*``, ``acknowledged-issue-numbers``).
+    """
+    problems = []
+    for key in sorted(context):
+        if key in DEFAULT_CONTEXT or any(c in key for c in ":@/"):
+            continue
+        close = difflib.get_close_matches(key, DEFAULT_CONTEXT, n=1)
+        if close:
+            problems.append(f"unknown context key {key!r} (did you mean {close[0]!r}?)")
+    return problems

@@ -1,0 +1,89 @@
+"""Functions: the seven step Lambdas, each a thin handler bundled with the boxloop package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.bundling import LAMBDA_RUNTIME, REPO_ROOT, lambda_code
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_s3 as s3
+
+    from stacks.config import BoxloopConfig
+
+# Folder under lambdas/ -> construct id (also the state machine's substitution key prefix).
+FUNCTION_IDS: dict[str, str] = {
+    "ingest": "Ingest",
+    "prepare_labeling": "PrepareLabeling",
+    "merge_human_labels": "MergeHumanLabels",
+    "prepare_training": "PrepareTraining",
+    "prepare_inference": "PrepareInference",
+    "filter_low_confidence": "FilterLowConfidence",
+    "finalize": "Finalize",
+}
+TIMEOUT = cdk.Duration.minutes(15)
+MEMORY_MB = 1024
+
+
+class Functions(Construct):
+    """One Lambda per step of the loop, sharing one role and the same environment.
+
+    Environment of every function: ``BOXLOOP_BUCKET`` (data bucket name), ``BOXLOOP_CONFIG`` (the
+    loop settings as JSON), ``BOXLOOP_KMS_KEY_ARN`` ("" without a key) and the Powertools
+    service name and log level. arm64: the bundle is pure Python.
+
+    Attributes:
+        by_folder: ``lambdas/<folder>`` name -> function, in the loop's order.
+        log_groups: folder name -> the function's log group (kept 3 months).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BoxloopConfig,
+        bucket: s3.IBucket,
+        role: iam.IRole,
+        root: Path = REPO_ROOT,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        environment = {
+            "BOXLOOP_BUCKET": bucket.bucket_name,
+            "BOXLOOP_CONFIG": config.loop_json,
+            "BOXLOOP_KMS_KEY_ARN": config.kms_key_arn,
+            "POWERTOOLS_SERVICE_NAME": "boxloop",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        self.by_folder: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        for folder, construct_name in FUNCTION_IDS.items():
+            log_group = logs.LogGroup(
+                self,
+                f"{construct_name}Logs",
+                retention=logs.RetentionDays.THREE_MONTHS,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            log_group.grant_write(role)
+            self.log_groups[folder] = log_group
+            self.by_folder[folder] = lambda_.Function(
+                self,
+                construct_name,
+                description=f"boxloop step {folder} (lambdas/{folder}/app.py)",
+                runtime=LAMBDA_RUNTIME,
+                architecture=lambda_.Architecture.ARM_64,
+                handler="app.lambda_handler",
+                code=lambda_code(folder, root=root),
+                timeout=TIMEOUT,
+                memory_size=MEMORY_MB,
+                role=role,
+                environment=environment,
+                log_group=log_group,
+            )

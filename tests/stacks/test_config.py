@@ -1,0 +1,157 @@
+"""BoxloopConfig: context parsing, defaults, and every bad key reported at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from boxloop.core.config import LoopConfig
+from boxloop.core.errors import ConfigError
+from stacks.config import BoxloopConfig
+from stacks.context import DEFAULT_CONTEXT
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+WORKTEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/labelers"
+
+
+def test_cdk_json_context_documents_exactly_the_defaults(cdk_context):
+    # GIVEN cdk.json's context block WHEN the boxloop keys are taken THEN they are the defaults
+    boxloop_keys = {k: v for k, v in cdk_context.items() if not k.startswith("@")}
+    assert boxloop_keys == DEFAULT_CONTEXT
+
+
+def test_from_context_builds_defaults_when_context_is_empty():
+    config = BoxloopConfig.from_context({}, environ={})
+    assert config.region == "us-east-1"
+    assert config.account is None
+    assert config.loop.labels.class_names == ("car", "person", "bicycle")
+    assert config.loop.job_prefix == "boxloop"
+    assert config.workteam_arn == ""
+    assert config.training_instance_type == "ml.p3.2xlarge"
+    assert config.image_bucket_names == ()
+
+
+def test_from_context_reads_region_and_account_from_cdk_environment_first():
+    config = BoxloopConfig.from_context(
+        {"region": "us-west-2"},
+        environ={"CDK_DEFAULT_REGION": "eu-west-1", "CDK_DEFAULT_ACCOUNT": "123456789012"},
+    )
+    assert (config.region, config.account) == ("eu-west-1", "123456789012")
+    assert "eu-west-1" in config.training_image
+    assert ":eu-west-1:" in config.ground_truth.pre_human_task
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "expected"),
+    [
+        # every `cdk deploy -c key=value` value arrives as a string
+        ({"labels": "car, person"}, "labels", ("car", "person")),
+        ({"labels": '["a","b"]'}, "labels", ("a", "b")),
+        ({"seedSize": "50"}, "seed_size", 50),
+        ({"targetValue": "0.7"}, "target_value", 0.7),
+        ({"humanLabelBudget": "500"}, "human_label_budget", 500),
+        ({"humanLabelBudget": "null"}, "human_label_budget", None),
+        ({"costCapUsd": ""}, "cost_cap_usd", None),
+        ({"initialModelUri": ""}, "initial_model_uri", None),
+        # numbers in hyperparameter overrides become the strings SageMaker wants
+        ({"hyperparameters": '{"epochs": 50}'}, "hyperparameters", "50"),
+        ({"jobPrefix": "my-loop"}, "job_prefix", "my-loop"),
+    ],
+)
+def test_from_context_converts_cli_strings_into_loop_settings(overrides, field, expected):
+    loop = BoxloopConfig.from_context(overrides, environ={}).loop
+    value = getattr(loop, field)
+    if field == "labels":
+        value = value.class_names
+    if field == "hyperparameters":
+        value = value["epochs"]
+    assert value == expected
+
+
+def test_from_context_reports_every_bad_key_at_once():
+    # GIVEN several independent mistakes, in stack keys and loop keys
+    context = {
+        "seedSize": 0,
+        "targetMetric": "f1",
+        "trainingInstanceType": "ml.m5.xlarge",
+        "transformInstanceType": "c5.xlarge",
+        "notificationEmail": "not-an-email",
+        "kmsKeyArn": "alias/mine",
+        "imageBucketNames": "Bad_Bucket",
+        "workTeamArn": WORKTEAM,
+    }
+    # WHEN the config is built THEN one error lists each of them
+    with pytest.raises(ConfigError) as raised:
+        BoxloopConfig.from_context(context, environ={})
+    text = str(raised.value)
+    for fragment in (
+        "'seedSize'",
+        "'targetMetric'",
+        "'trainingInstanceType'",
+        "'transformInstanceType'",
+        "'notificationEmail'",
+        "'kmsKeyArn'",
+        "'Bad_Bucket'",
+        "unknown context key 'workTeamArn' (did you mean 'workteamArn'?)",
+    ):
+        assert fragment in text
+    assert len(raised.value.problems) == len(context)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        # Ground Truth and SSE-KMS need both in the stack's region
+        ({"workteamArn": WORKTEAM.replace("us-east-1", "eu-west-1")}, "same region"),
+        ({"kmsKeyArn": KEY_ARN.replace("us-east-1", "eu-west-1")}, "same region"),
+        # the built-in Object Detection algorithm cannot train on CPU
+        ({"trainingInstanceType": "ml.c5.xlarge"}, "GPU"),
+        ({"seedSize": "many"}, "'seedSize' must be a number"),
+        ({"seedSize": 2.5}, "'seedSize' must be a number"),
+        ({"labels": []}, "at least one class name"),
+        ({"labels": ["car", "car"]}, "repeated"),
+        ({"jobPrefix": "a" * 21}, "'jobPrefix'"),
+        ({"hyperparameters": {"num_classes": "3"}}, "derived"),
+        ({"hyperparameters": "{not json"}, "'hyperparameters' must be a JSON object"),
+        ({"initialModelUri": "https://x/model.tar.gz"}, "s3://"),
+        ({"costCapUsd": "-1"}, "'costCapUsd'"),
+        ({"tmpExpirationDays": 0}, "'tmpExpirationDays'"),
+        ({"region": "mars"}, "region must look like us-east-1"),
+        # a region Ground Truth does not serve is named with the ones it does
+        ({"region": "af-south-1"}, "supported regions: ap-northeast-1, .*us-west-2"),
+        ({"taskDescription": "x" * 4000}, "4 KB"),
+    ],
+)
+def test_from_context_rejects_bad_value(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        BoxloopConfig.from_context(overrides, environ={})
+
+
+def test_from_context_ignores_keys_of_cdk_and_other_tools():
+    context = {
+        "@aws-cdk/core:newStyleStackSynthesis": True,
+        "aws:cdk:bundling-stacks": [],
+        "acknowledged-issue-numbers": [32775],
+    }
+    assert BoxloopConfig.from_context(context, environ={}).region == "us-east-1"
+
+
+def test_from_context_accepts_full_optional_settings():
+    config = BoxloopConfig.from_context(
+        {
+            "workteamArn": WORKTEAM,
+            "kmsKeyArn": KEY_ARN,
+            "notificationEmail": "ops@example.com",
+            "imageBucketNames": ["my-images", "more.images"],
+        },
+        environ={},
+    )
+    assert config.workteam_arn == WORKTEAM
+    assert config.kms_key_arn == KEY_ARN
+    assert config.image_bucket_names == ("my-images", "more.images")
+
+
+def test_loop_json_round_trips_into_the_same_loop_config():
+    config = BoxloopConfig.from_context({"labels": "cat,dog", "seedSize": 20}, environ={})
+    assert LoopConfig.from_dict(json.loads(config.loop_json)) == config.loop
