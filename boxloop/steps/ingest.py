@@ -57,6 +57,11 @@ class IngestRequest:
         overrides = data.get("overrides") or {}
         if not isinstance(overrides, dict):
             problems.append(f"overrides must be an object, got {overrides!r}")
+        if isinstance(overrides, dict) and "job_prefix" in overrides:
+            problems.append(
+                "overrides.job_prefix cannot change per run: IAM allows only the "
+                "stack's jobPrefix (redeploy with -c jobPrefix=...)"
+            )
         unknown = sorted(set(data) - {"manifest", "ledger", "overrides"})
         if unknown:
             problems.append(f"unknown execution input keys {unknown}")

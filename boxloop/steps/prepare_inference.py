@@ -101,7 +101,7 @@ def prepare_inference(
         "job_name": run.job_name(config, "infer"),
         "manifest_file": manifest_uri,
         "records": records_uri,
-        "output_path": run.paths.step(run.iteration, "inference", "output"),
+        "output_path": run.paths.scratch(run.iteration, "transform"),
         "postprocess": {
             "job_name": run.job_name(config, "post"),
             "output_path": run.paths.step(run.iteration, "postprocess"),

@@ -54,6 +54,16 @@ class RunPaths:
         base = f"{self.root}/iter-{iteration:03d}/{step}"
         return f"{base}/{name}" if name else f"{base}/"
 
+    def scratch(self, iteration: int, step: str) -> str:
+        """A prefix for bulky intermediate files: ``tmp/<run>/...``.
+
+        The bucket's lifecycle rule expires ``tmp/``; nothing there is needed once the
+        iteration has finished (the transform's one ``.out`` per image).
+        """
+        head, sep, run = self.root.rpartition("/runs/")
+        base = f"{head}/tmp/{run}" if sep else f"{self.root}/tmp"
+        return f"{base}/iter-{iteration:03d}/{step}/"
+
     def output(self, name: str) -> str:
         """A final output of the run."""
         return f"{self.root}/output/{name}"
