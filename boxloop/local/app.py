@@ -209,7 +209,10 @@ def _finish(
     reference_eval = None
     if request.reference is not None:
         reference_eval = evaluate_against_reference(
-            files["output_manifest"], request.reference, config.label_attribute
+            files["output_manifest"],
+            request.reference,
+            config.label_attribute,
+            reference_attribute=label_attribute_of(request.reference),
         )
         (out / "reference_eval.json").write_text(json.dumps(reference_eval, indent=2))
         files["reference_eval"] = out / "reference_eval.json"

@@ -1,0 +1,77 @@
+"""A tiny end-to-end local run: the real ASL, handlers, detector and workforce on moto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pycocotools.coco import COCO
+
+from boxloop.cli import main
+from boxloop.local.demo import DEMO_OVERRIDES, DemoSettings, run_demo
+from boxloop.local.runners import DetectorSettings
+
+TINY_OVERRIDES = {
+    **DEMO_OVERRIDES,
+    "seed_size": 10,
+    "batch_size": 10,
+    "validation_fraction": 0.2,
+    "min_validation": 5,
+    "max_iterations": 8,
+    "patience": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("tiny-demo")
+    events = []
+    settings = DemoSettings(
+        n_images=40,
+        seed=3,
+        overrides=TINY_OVERRIDES,
+        detector=DetectorSettings(image_steps=48, batch_size=8),
+    )
+    result = run_demo(out, settings, events.append)
+    return result, events
+
+
+def test_local_run_succeeds_and_labels_every_image(tiny_run):
+    result, events = tiny_run
+    counts = result.report["counts"]
+    assert counts["total"] == 40
+    assert counts["unlabeled"] == 0
+    assert counts["human"] + counts["auto"] == 40
+    visited = [e.state for e in events if e.kind == "entered"]
+    assert visited[0] == "Ingest"
+    assert visited[-1] == "Done"
+    for state in ("Label", "Train", "Transform", "PostProcess", "FilterLowConfidence"):
+        assert state in visited
+
+
+def test_local_run_output_manifest_passes_validate(tiny_run, capsys):
+    result, _ = tiny_run
+    code = main(["validate", str(result.files["output_manifest"])])
+    assert code == 0, capsys.readouterr().out
+
+
+def test_local_run_coco_export_loads_in_pycocotools(tiny_run):
+    result, _ = tiny_run
+    coco = COCO(str(result.files["coco"]))
+    assert len(coco.getImgIds()) == 40
+    boxes = sum(
+        len(json.loads(line)["boxes"]["annotations"])
+        for line in Path(result.files["output_manifest"]).read_text().splitlines()
+    )
+    assert len(coco.getAnnIds()) == boxes
+
+
+def test_local_run_writes_report_model_and_reference_accuracy(tiny_run):
+    result, _ = tiny_run
+    assert result.files["model"].stat().st_size > 1_000_000
+    html = result.files["report_html"].read_text()
+    assert html.count("<img") >= 4
+    assert result.reference_eval is not None
+    assert result.reference_eval["human"]["count"] == result.report["counts"]["human"]
+    assert len(result.report["per_iteration"]) == result.report["iterations"]
