@@ -73,7 +73,7 @@ class LocalRun:
     visited: tuple[str, ...]
 
 
-def _load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
+def load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
     path = REPO_ROOT / "lambdas" / name / "app.py"
     spec = importlib.util.spec_from_file_location(f"boxloop_lambda_{name}", path)
     if spec is None or spec.loader is None:
@@ -161,7 +161,7 @@ def register_handlers(config: LoopConfig) -> None:
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "boxloop")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     for name in LAMBDA_STATES:
-        emulator.register_lambda(f"boxloop-{name}", _load_handler(name))
+        emulator.register_lambda(f"boxloop-{name}", load_handler(name))
 
 
 def register_runners(

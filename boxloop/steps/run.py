@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 CONFIG_ENV = "BOXLOOP_CONFIG"
 BUCKET_ENV = "BOXLOOP_BUCKET"
 KMS_ENV = "BOXLOOP_KMS_KEY_ARN"
+LEDGER_STEPS = ("ingest", "merge", "filter")
+"""The steps that write a ledger version, in the order they run within an iteration."""
 _NAME_RE = re.compile(r"[^a-zA-Z0-9-]+")
 
 
@@ -46,8 +48,12 @@ class RunPaths:
         return f"{self.root}/config.json"
 
     def ledger(self, iteration: int, step: str) -> str:
-        """An immutable ledger version written by ``step`` in ``iteration``."""
-        return f"{self.root}/ledger/iter-{iteration:03d}-{step}.jsonl"
+        """An immutable ledger version written by ``step`` in ``iteration``.
+
+        Names sort in the order the versions are written (iteration, then step), so the
+        newest ledger of a run is the last name in a listing.
+        """
+        return f"{self.root}/ledger/iter-{iteration:03d}-{LEDGER_STEPS.index(step)}-{step}.jsonl"
 
     def step(self, iteration: int, step: str, name: str = "") -> str:
         """A file (or prefix when ``name`` is empty) of a step of an iteration."""

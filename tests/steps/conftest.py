@@ -124,7 +124,7 @@ def make_run(tmp_path: Path) -> Callable[..., RunState]:
         run = RunState(run_id=state.pop("run_id", "test-run"), root=str(root), ledger="", **state)
         root.mkdir(parents=True, exist_ok=True)
         (root / "config.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
-        ledger = run.paths.ledger(run.iteration, "given")
+        ledger = run.paths.ledger(run.iteration, "ingest")
         records = (record_from_json(obj, config.label_attribute) for obj in lines)
         write_records(ledger, sort_by_id(records, config.label_attribute), config.label_attribute)
         return run.replace(ledger=ledger)

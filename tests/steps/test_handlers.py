@@ -123,7 +123,7 @@ def test_ingest_handler_writes_the_ledger_and_returns_the_run(s3):
     # WHEN the Ingest Lambda runs
     run = _handler("ingest")(event, None)
     # THEN the ledger and config are in the run folder, and the payload holds URIs and counts
-    assert run["ledger"] == f"{ROOT}/ledger/iter-000-ingest.jsonl"
+    assert run["ledger"] == f"{ROOT}/ledger/iter-000-0-ingest.jsonl"
     assert len(_get_lines(s3, run["ledger"])) == 5
     config = json.loads(s3.get_object(Bucket=BUCKET, Key="runs/exec-1/config.json")["Body"].read())
     assert config["seed"] == 3
@@ -168,7 +168,7 @@ def test_merge_human_labels_handler_merges_the_job_output(s3, s3_run, gt_fields)
     # WHEN the MergeHumanLabels Lambda runs with the state's run and labeling blocks
     merged = _handler("merge_human_labels")({"run": run, "labeling": labeling}, None)
     # THEN the new ledger holds the label and the failure, and the payload is the run block
-    assert merged["ledger"] == f"{ROOT}/ledger/iter-000-merge.jsonl"
+    assert merged["ledger"] == f"{ROOT}/ledger/iter-000-1-merge.jsonl"
     lines = {x["source-ref"]: x for x in _get_lines(s3, merged["ledger"])}
     assert lines[_ref("pool-0")]["boxes-metadata"]["human-annotated"] == "yes"
     assert lines[_ref("pool-1")]["boxloop"]["attempts"] == 1
@@ -243,7 +243,7 @@ def test_filter_low_confidence_handler_returns_the_run_and_decision(s3, s3_run):
     # THEN the run block moves to the next iteration with a decision for the Choice state
     assert after["iteration"] == 1
     assert after["decision"] == "continue"
-    assert after["ledger"] == f"{ROOT}/ledger/iter-000-filter.jsonl"
+    assert after["ledger"] == f"{ROOT}/ledger/iter-000-2-filter.jsonl"
     report = s3.get_object(Bucket=BUCKET, Key="runs/exec-1/iter-000/report/report.json")
     assert json.loads(report["Body"].read())["confidence_histogram"][8] == 3
     _assert_small(after)

@@ -22,7 +22,7 @@ from boxloop.aws.clients import client
 from boxloop.aws.s3 import iter_keys, upload_file
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX
 from boxloop.local import emulator
-from boxloop.local.engine import _load_handler
+from boxloop.local.engine import load_handler
 from boxloop.local.runners import make_processing_runner
 from boxloop.local.workforce import SimulatedWorkforce, make_labeling_runner
 
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
 BUCKET: Final = "boxloop-e2e-data"
 TOPIC: Final = "boxloop-e2e-notifications"
 ATTR: Final = "boxes"  # cdk.json's labelAttributeName
-LEDGER_STEPS: Final = ("ingest", "merge", "filter")  # the order steps write ledgers in
-_LEDGER_NAME: Final = re.compile(r"/ledger/iter-(\d+)-(\w+)\.jsonl$")
+_LEDGER_NAME: Final = re.compile(r"/ledger/iter-\d{3}-[0-2]-(ingest|merge|filter)\.jsonl$")
 #: Run overrides for a 36-image dataset (the stack's defaults are sized for thousands): a
 #: small seed and batches, calibration on the few validation images by the plain mean.
 SMALL_RUN: Final[dict[str, Any]] = {
@@ -95,18 +94,11 @@ class E2ERun:
         return self.result.visited_states.count(state)
 
     def ledgers(self) -> list[str]:
-        """Every ledger version the run wrote, oldest first.
-
-        ``iter-<k>-<step>.jsonl`` names do not sort in time within an iteration (``filter``
-        comes last but sorts first), hence the explicit step order.
-        """
-        found = []
-        for key in iter_keys(f"{self.root}/ledger/"):
-            matched = _LEDGER_NAME.search(key)
-            assert matched, f"unexpected ledger name {key}"
-            order = (int(matched.group(1)), LEDGER_STEPS.index(matched.group(2)))
-            found.append((order, f"s3://{BUCKET}/{key}"))
-        return [uri for _, uri in sorted(found)]
+        """Every ledger version the run wrote, oldest first (their names sort that way)."""
+        keys = sorted(iter_keys(f"{self.root}/ledger/"))
+        for key in keys:
+            assert _LEDGER_NAME.search(key), f"unexpected ledger name {key}"
+        return [f"s3://{BUCKET}/{key}" for key in keys]
 
     def output_lines(self) -> dict[str, dict[str, Any]]:
         """Record id -> line of the output manifest (the run must have succeeded)."""
@@ -211,7 +203,7 @@ class WorkflowHarness:
             self.workflow.definition, name="boxloop-e2e"
         )
         self.handlers = {
-            name: _load_handler(folder) for name, folder in self.workflow.functions.items()
+            name: load_handler(folder) for name, folder in self.workflow.functions.items()
         }
         self.processing = make_processing_runner(work_dir)
 

@@ -71,10 +71,28 @@ class TrainingImage:
     labels: torch.Tensor
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode an image file as 8-bit RGB (grey, palette and alpha images are converted)."""
+def load_rgb(path: Path, *, fit_side: int | None = None) -> tuple[Image.Image, ImageWH]:
+    """Decode an image file as 8-bit RGB (grey, palette and alpha images are converted).
+
+    EXIF orientation is not applied: pixel coordinates refer to the stored raster, as in the
+    built-in algorithm, which decodes without rotation.
+
+    Args:
+        path: The image file.
+        fit_side: When given, the image will only be used downscaled to fit a square of this
+            side, so a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (never below that fit),
+            which makes multi-megapixel photos several times cheaper to read.
+
+    Returns:
+        The decoded image (possibly smaller than the file) and the file's own
+        ``(width, height)``, which is what labels and normalized outputs refer to.
+    """
     with Image.open(path) as image:
-        return image.convert("RGB")
+        original_wh = (image.width, image.height)
+        if fit_side is not None:
+            scale = min(1.0, letterbox_scale(original_wh, fit_side))
+            image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        return image.convert("RGB"), original_wh
 
 
 def letterbox_scale(image_wh: ImageWH, image_size: int) -> float:
@@ -88,16 +106,24 @@ def image_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def letterbox(image: Image.Image, image_size: int) -> tuple[torch.Tensor, float]:
+def letterbox(
+    image: Image.Image, image_size: int, image_wh: ImageWH | None = None
+) -> tuple[torch.Tensor, float]:
     """The network input for an image and the scale that maps original pixels onto it.
+
+    Args:
+        image: The decoded image, possibly already reduced (see :func:`load_rgb`).
+        image_size: Side of the square network input.
+        image_wh: The original ``(width, height)`` the scale refers to; default ``image.size``.
 
     Returns:
         A ``(3, image_size, image_size)`` tensor in [0, 1] with the image at the top-left corner,
         and ``scale`` such that input pixels = original pixels * scale.
     """
-    scale = letterbox_scale(image.size, image_size)
-    width = max(1, min(image_size, round(image.width * scale)))
-    height = max(1, min(image_size, round(image.height * scale)))
+    original_w, original_h = image_wh if image_wh is not None else image.size
+    scale = letterbox_scale((original_w, original_h), image_size)
+    width = max(1, min(image_size, round(original_w * scale)))
+    height = max(1, min(image_size, round(original_h * scale)))
     canvas = Image.new("RGB", (image_size, image_size), PAD_GREY)
     canvas.paste(image.resize((width, height), Image.Resampling.BILINEAR), (0, 0))
     return image_to_tensor(canvas), scale
@@ -124,10 +150,10 @@ def load_training_image(
         BoxError: The file's size differs from ``detections.image_wh`` (the labels would land
             in the wrong place), or a class id is ``>= num_classes``.
     """
-    image = load_rgb(path)
-    if image.size != tuple(detections.image_wh):
+    image, original_wh = load_rgb(path, fit_side=max_side)
+    if original_wh != tuple(detections.image_wh):
         raise BoxError(
-            f"{path}: image is {image.size[0]}x{image.size[1]} px but its labels say "
+            f"{path}: image is {original_wh[0]}x{original_wh[1]} px but its labels say "
             f"{detections.image_wh[0]}x{detections.image_wh[1]}"
         )
     boxes: list[tuple[float, float, float, float]] = []
@@ -139,11 +165,12 @@ def load_training_image(
         if xyxy[2] > xyxy[0] and xyxy[3] > xyxy[1]:
             boxes.append(xyxy)
             labels.append(box.class_id)
-    scale = min(1.0, max_side / max(image.size))
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    scale = min(1.0, max_side / max(original_wh))
+    size = (max(1, round(original_wh[0] * scale)), max(1, round(original_wh[1] * scale)))
+    if image.size != size:
         image = image.resize(size, Image.Resampling.BILINEAR)
-        sx, sy = size[0] / detections.image_wh[0], size[1] / detections.image_wh[1]
+    if size != original_wh:
+        sx, sy = size[0] / original_wh[0], size[1] / original_wh[1]
         boxes = [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes]
     box_tensor = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     label_tensor = torch.tensor(labels, dtype=torch.int64)

@@ -143,9 +143,12 @@ def iter_pixel_predictions(
     """
     model.eval()
     for paths in _batches(image_paths, max(1, batch_size)):
-        images = [load_rgb(path) for path in paths]
-        inputs, scales = zip(*(letterbox(image, image_size) for image in images), strict=True)
-        valid = [(img.width * s, img.height * s) for img, s in zip(images, scales, strict=True)]
+        decoded = [load_rgb(path, fit_side=image_size) for path in paths]
+        sizes = [wh for _, wh in decoded]
+        inputs, scales = zip(
+            *(letterbox(image, image_size, wh) for image, wh in decoded), strict=True
+        )
+        valid = [(w * s, h * s) for (w, h), s in zip(sizes, scales, strict=True)]
         with torch_threads(num_threads), torch.inference_mode():
             output = model(torch.stack(inputs))
             batch = postprocess(
@@ -155,10 +158,10 @@ def iter_pixel_predictions(
                 max_detections=max_detections,
                 nms_iou=nms_iou,
             )
-        for image, scale, (boxes, scores, class_ids) in zip(images, scales, batch, strict=True):
-            limits = torch.tensor([image.width, image.height] * 2, dtype=boxes.dtype)
+        for wh, scale, (boxes, scores, class_ids) in zip(sizes, scales, batch, strict=True):
+            limits = torch.tensor([wh[0], wh[1], wh[0], wh[1]], dtype=boxes.dtype)
             pixel = torch.minimum((boxes / scale).clamp(min=0), limits)
-            yield PixelPredictions(image.size, pixel, scores, class_ids)
+            yield PixelPredictions(wh, pixel, scores, class_ids)
 
 
 def predict_images(

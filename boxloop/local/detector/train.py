@@ -60,7 +60,7 @@ class Hyperparameters:
     """
 
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
     warmup_fraction: float = 0.15
