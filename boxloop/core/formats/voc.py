@@ -132,8 +132,13 @@ def voc_to_detections(
 
 
 def _format(value: float) -> str:
-    """Whole numbers as ints (VOC tools ``int()`` the text), others with every digit kept."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    """Whole numbers as ints (VOC tools ``int()`` the text), others to 1e-6 px.
+
+    Rounding keeps ``x_min + 1`` and ``x_max`` comparable after the 1-based shift: with every
+    digit kept, a zero-width box at 2e-16 px came back with x_min > x_max.
+    """
+    rounded = round(float(value), 6)
+    return str(int(rounded)) if rounded.is_integer() else repr(rounded)
 
 
 def detections_to_voc(
