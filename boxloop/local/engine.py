@@ -74,6 +74,7 @@ class LocalRun:
 
 
 def load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
+    """The ``lambda_handler`` of ``lambdas/<name>/app.py``, loaded from its file as Lambda does."""
     path = REPO_ROOT / "lambdas" / name / "app.py"
     spec = importlib.util.spec_from_file_location(f"boxloop_lambda_{name}", path)
     if spec is None or spec.loader is None:
