@@ -66,6 +66,10 @@ class LoopConfig:
     confidence_level: float | None = 0.9
     min_validation: int = 50
     min_accepted: int = 20
+    # A fixed image-confidence cut instead of calibration, as the AWS samples use (0.4/0.5):
+    # for comparisons in benchmarks; calibration is the default because a fixed cut has no
+    # accuracy guarantee.
+    fixed_threshold: float | None = None
     aggregator: Aggregator = "ambiguity"
     score_floor: float = 0.05
     keep_threshold: float = 0.5
@@ -189,6 +193,8 @@ def _range_problems(config: LoopConfig) -> list[str]:
         problems.append(
             f"confidence_level must be in [0.5, 1) or null, got {config.confidence_level}"
         )
+    if config.fixed_threshold is not None and not 0 <= config.fixed_threshold <= 1:
+        problems.append(f"fixed_threshold must be in [0, 1] or null, got {config.fixed_threshold}")
     if config.validation_fraction + config.test_fraction >= 1:
         problems.append("validation_fraction + test_fraction must leave images for the pool")
     if config.keep_threshold < config.score_floor:

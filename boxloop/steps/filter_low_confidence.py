@@ -143,7 +143,8 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     )
     gate = inference.get("gate") or {"passed": True}
     calibration = calibrate(run, config, predictions_uri)
-    threshold = calibration.threshold if gate.get("passed") else None
+    chosen = calibration.threshold if config.fixed_threshold is None else config.fixed_threshold
+    threshold = chosen if gate.get("passed") else None
     model = inference.get("model_name") or ""
     pool_confidences: list[float] = []
     auto = 0

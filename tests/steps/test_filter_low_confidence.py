@@ -226,6 +226,26 @@ def test_filter_low_confidence_auto_labels_nothing_below_min_validation(
     assert after.model["threshold"] is None
 
 
+@pytest.mark.parametrize(
+    ("fixed", "auto"),
+    [
+        (0.5, 4),  # the AWS samples' fixed cut: the unsure 0.5 image is auto-labeled too
+        (0.96, 0),  # a cut above every pool confidence labels nothing
+    ],
+)
+def test_filter_low_confidence_uses_fixed_threshold_instead_of_calibration(
+    tmp_path, iteration, make_config, fixed, auto
+):
+    # GIVEN a run configured with a fixed score cut instead of a calibrated threshold
+    run, _, scenario = iteration
+    config = make_config(min_validation=20, fixed_threshold=fixed)
+    # WHEN the step runs
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN the cut is applied as given, whatever calibration would have chosen
+    assert after.model["threshold"] == fixed
+    assert after.counts["auto"] == auto
+
+
 def test_filter_low_confidence_runs_without_predictions(
     tmp_path, scenario, make_config, make_run, read_jsonl
 ):
