@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ LAMBDA_STATES = {
     "finalize": "FinalizeFunctionArn",
 }
 _FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+POLL_S = 1.0
+HISTORY_POLL_S = 5.0
+"""moto serializes the whole history on every call (it ignores maxResults), under the GIL the
+training thread needs; progress can lag a few seconds instead."""
 
 
 class LocalRunError(BoxloopError):
@@ -185,13 +190,13 @@ def register_runners(
     emulator.register_sagemaker_runner("create_labeling_job", labeling_runner)
 
 
-def _events(history: list[dict[str, Any]], start: float) -> Iterator[StepEvent]:
+def _events(history: list[dict[str, Any]], start: datetime) -> Iterator[StepEvent]:
+    """Step events with seconds since the execution started (from the events' timestamps)."""
     for event in history:
         kind = event["type"]
+        elapsed_s = (event["timestamp"] - start).total_seconds()
         if kind.endswith("StateEntered"):
-            yield StepEvent(
-                event["stateEnteredEventDetails"]["name"], "entered", time.monotonic() - start
-            )
+            yield StepEvent(event["stateEnteredEventDetails"]["name"], "entered", elapsed_s)
         elif kind.endswith("StateExited"):
             details = event["stateExitedEventDetails"]
             try:
@@ -199,11 +204,21 @@ def _events(history: list[dict[str, Any]], start: float) -> Iterator[StepEvent]:
             except ValueError:
                 output = {}
             yield StepEvent(
-                details["name"],
-                "exited",
-                time.monotonic() - start,
-                output if isinstance(output, dict) else {},
+                details["name"], "exited", elapsed_s, output if isinstance(output, dict) else {}
             )
+
+
+def _new_events(sfn: Any, arn: str, last_id: int) -> list[dict[str, Any]]:
+    """History events after ``last_id``, oldest first (newest pages first, as AWS pages)."""
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "reverseOrder": True, "maxResults": 100}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        fresh = [e for e in page["events"] if e["id"] > last_id]
+        events.extend(fresh)
+        if len(fresh) < len(page["events"]) or not page.get("nextToken"):
+            return sorted(events, key=lambda e: e["id"])
+        kwargs["nextToken"] = page["nextToken"]
 
 
 def run_execution(
@@ -226,30 +241,37 @@ def run_execution(
         stateMachineArn=machine, name=name, input=json.dumps(execution_input)
     )["executionArn"]
     start = time.monotonic()
-    seen = 0
+    last_id = 0
+    visited: list[str] = []
+    fetched = 0.0
     while True:
         described = sfn.describe_execution(executionArn=arn)
-        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        for event in list(_events(history, start))[seen:]:
-            seen += 1
-            if on_event:
-                on_event(event)
-        if described["status"] in _FINISHED:
-            break
-        if time.monotonic() - start > timeout_s:
+        done = described["status"] in _FINISHED
+        if not done and time.monotonic() - start > timeout_s:
             sfn.stop_execution(executionArn=arn, error="Timeout", cause="local run timed out")
             raise LocalRunError(f"the local execution ran past {timeout_s:.0f} s")
-        time.sleep(0.2)
-    visited = tuple(
-        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
-    )
+        if not done and time.monotonic() - fetched < HISTORY_POLL_S:
+            time.sleep(POLL_S)
+            continue
+        fetched = time.monotonic()
+        new = _new_events(sfn, arn, last_id)
+        if new:
+            last_id = new[-1]["id"]
+        for event in _events(new, described["startDate"]):
+            if event.kind == "entered":
+                visited.append(event.state)
+            if on_event:
+                on_event(event)
+        if done:
+            break
+        time.sleep(POLL_S)
     output = json.loads(described["output"]) if described.get("output") else None
     return LocalRun(
         status=described["status"],
         output=output,
         error=described.get("error"),
         cause=described.get("cause"),
-        visited=visited,
+        visited=tuple(visited),
     )
 
 

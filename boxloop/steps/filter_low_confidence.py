@@ -18,11 +18,12 @@ from boxloop.core.calibration import CalibrationConfig, calibrate_scores, image_
 from boxloop.core.cost import PriceTable, iteration_cost
 from boxloop.core.detections import Detections
 from boxloop.core.formats.groundtruth import Label
+from boxloop.core.records import PROVENANCE_KEY
 from boxloop.steps.postprocess import PREDICTIONS_FILE, read_predictions
 from boxloop.steps.run import RunState, iter_records, write_records
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from boxloop.core.calibration import Calibration
     from boxloop.core.config import LoopConfig
@@ -31,12 +32,23 @@ if TYPE_CHECKING:
 HISTOGRAM_BINS = 20
 
 
+def _is_validation(obj: dict[str, Any]) -> bool:
+    """A raw ledger line's role is validation (role defaults to pool when left out)."""
+    provenance = obj.get(PROVENANCE_KEY)
+    return isinstance(provenance, dict) and provenance.get("role") == "validation"
+
+
 def _joined(
-    run: RunState, config: LoopConfig, predictions_uri: str | None
+    run: RunState,
+    config: LoopConfig,
+    predictions_uri: str | None,
+    *,
+    where: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[tuple[Record, dict[str, Any] | None]]:
     """Ledger records with their prediction (or ``None``), both streams sorted by id.
 
-    ``predictions_uri`` is ``None`` when batch transform had nothing to predict.
+    ``predictions_uri`` is ``None`` when batch transform had nothing to predict; ``where``
+    picks ledger lines before they are parsed (see ``iter_records``).
     """
     predictions: Iterator[dict[str, Any]] = (
         read_predictions(iter_lines(predictions_uri), predictions_uri)
@@ -44,7 +56,7 @@ def _joined(
         else iter(())
     )
     nxt = next(predictions, None)
-    for record in iter_records(run.ledger, config.label_attribute):
+    for record in iter_records(run.ledger, config.label_attribute, where=where):
         while nxt is not None and nxt["id"] < record.id:
             nxt = next(predictions, None)
         if nxt is not None and nxt["id"] == record.id:
@@ -73,9 +85,13 @@ def calibration_config(config: LoopConfig) -> CalibrationConfig:
 
 
 def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
-    """Calibrate the threshold on this iteration's predictions for human-labeled validation."""
+    """Calibrate the threshold on this iteration's predictions for human-labeled validation.
+
+    Only validation lines are parsed into records here; the second pass parses (and so
+    validates) every line.
+    """
     pairs = []
-    for record, prediction in _joined(run, config, predictions_uri):
+    for record, prediction in _joined(run, config, predictions_uri, where=_is_validation):
         if (
             record.provenance.role != "validation"
             or not record.is_human_labeled
@@ -107,11 +123,9 @@ def _auto_label(
     )
 
 
-def _histogram(values: list[float]) -> list[int]:
-    bins = [0] * HISTOGRAM_BINS
-    for v in values:
-        bins[min(HISTOGRAM_BINS - 1, int(v * HISTOGRAM_BINS))] += 1
-    return bins
+def _add_to_histogram(bins: list[int], value: float) -> None:
+    """Count ``value`` (in [0, 1]) in one of ``HISTOGRAM_BINS`` equal bins, 1.0 in the last."""
+    bins[min(HISTOGRAM_BINS - 1, int(value * HISTOGRAM_BINS))] += 1
 
 
 def _decide(
@@ -146,7 +160,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     chosen = calibration.threshold if config.fixed_threshold is None else config.fixed_threshold
     threshold = chosen if gate.get("passed") else None
     model = inference.get("model_name") or ""
-    pool_confidences: list[float] = []
+    histogram = [0] * HISTOGRAM_BINS  # of pool confidences; a list of them was O(pool)
     auto = 0
 
     def updated() -> Iterator[Record]:
@@ -161,7 +175,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
                 yield record
                 continue
             confidence = float(prediction["confidence"])
-            pool_confidences.append(confidence)
+            _add_to_histogram(histogram, confidence)
             if threshold is not None and confidence >= threshold:
                 auto += 1
                 yield record.replace(
@@ -203,7 +217,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "n_accepted": calibration.n_accepted,
             "curve": [list(point) for point in calibration.curve],
         },
-        "confidence_histogram": _histogram(pool_confidences),
+        "confidence_histogram": histogram,
         "cost_to_date": spent.to_dict(),
         "decision": decision,
         "stop_reason": reason,

@@ -39,6 +39,8 @@ def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
     )
     cost = iteration_cost(human_labels=counts["human"], auto_labels=counts["auto"], prices=prices)
     baseline = all_human_cost(counts["total"], prices)
+    # Images left unlabeled still need humans: savings are judged on the projected cost.
+    projected = cost + all_human_cost(counts["unlabeled"], prices)
     report = {
         "run_id": run.run_id,
         "iterations": run.iteration,
@@ -48,7 +50,8 @@ def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
         "auto_share": counts["auto"] / counts["total"] if counts["total"] else 0.0,
         "cost": cost.to_dict(),
         "all_human_cost": baseline.to_dict(),
-        "savings_fraction": savings_fraction(cost, baseline),
+        "projected_cost": projected.to_dict(),
+        "savings_fraction": savings_fraction(projected, baseline),
         "per_iteration": iteration_reports(run),
         "output_manifest": manifest,
         "model": run.model,

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 from boxloop.aws.s3 import iter_lines, open_for_write, write_text
 from boxloop.core.errors import ConfigError, NothingUsableError
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX
-from boxloop.core.ledger import assign_role, sort_by_id
+from boxloop.core.ledger import LedgerCounts, assign_role, sort_lines_by_key
 from boxloop.core.manifests import SOURCE_REF, ValidationReport, validate_manifest, write_json_line
-from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Provenance, Record
-from boxloop.steps.run import RunState, iter_records, safe_name, write_records
+from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Provenance, Record, record_to_json
+from boxloop.steps.run import RunState, iter_records, safe_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from boxloop.core.config import LoopConfig
 
@@ -101,6 +101,30 @@ def _new_records(manifest: str, config: LoopConfig, report: ValidationReport) ->
         )
 
 
+def write_sorted(
+    location: str, records: Iterable[Record], attr: str, *, max_attempts: int | None = None
+) -> LedgerCounts:
+    """Write records sorted by id as a ledger and return their counts.
+
+    Counts are taken as the records stream in (they do not depend on order), and the sorted
+    lines go straight to the file: unlike ``write_records(sort_by_id(...))`` no line is parsed
+    back into a ``Record`` after the sort, which was a third of ingest's time at a million.
+    """
+    counts = LedgerCounts()
+
+    def keyed_lines() -> Iterator[tuple[str, str]]:
+        for record in records:
+            counts.add(record, max_attempts=max_attempts)
+            yield record.id, json.dumps(
+                record_to_json(record, attr), ensure_ascii=False, separators=(",", ":")
+            )
+
+    with open_for_write(location) as out:
+        for _, line in sort_lines_by_key(keyed_lines()):
+            write_json_line(out, json.loads(line))
+    return counts
+
+
 def ingest(request: IngestRequest, config: LoopConfig) -> RunState:
     """Write the run's config and first ledger; returns the initial run state.
 
@@ -112,13 +136,13 @@ def ingest(request: IngestRequest, config: LoopConfig) -> RunState:
     ledger = run.paths.ledger(0, "ingest")
     attr = config.label_attribute
     if request.ledger:
-        records = sort_by_id(iter_records(request.ledger, attr), attr)
-        counts = write_records(ledger, records, attr, max_attempts=config.max_label_attempts)
+        records = iter_records(request.ledger, attr)
+        counts = write_sorted(ledger, records, attr, max_attempts=config.max_label_attempts)
         rejected = 0
     else:
         report = ValidationReport(source=request.manifest or "")
-        records = sort_by_id(_new_records(request.manifest or "", config, report), attr)
-        counts = write_records(ledger, records, attr, max_attempts=config.max_label_attempts)
+        records = _new_records(request.manifest or "", config, report)
+        counts = write_sorted(ledger, records, attr, max_attempts=config.max_label_attempts)
         rejected = report.bad
         with open_for_write(run.paths.output("rejected.jsonl")) as out:
             for error in report.errors:

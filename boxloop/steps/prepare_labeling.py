@@ -125,7 +125,10 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     manifest = run.paths.step(run.iteration, "labeling", "input.manifest")
     count = 0
     with open_for_write(manifest) as out:
-        for record in iter_records(run.ledger, config.label_attribute):
+        picked = iter_records(
+            run.ledger, config.label_attribute, where=lambda obj: obj.get(ID_KEY) in chosen
+        )
+        for record in picked:
             if record.id not in chosen:
                 continue
             provenance = record.with_provenance(**chosen[record.id]).provenance

@@ -22,7 +22,7 @@ from boxloop.core.manifests import iter_json_lines, write_json_line
 from boxloop.core.records import Record, record_from_json, record_to_json
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 CONFIG_ENV = "BOXLOOP_CONFIG"
 BUCKET_ENV = "BOXLOOP_BUCKET"
@@ -155,12 +155,21 @@ def load_config(run: RunState) -> LoopConfig:
     )
 
 
-def iter_records(location: str, attr: str) -> Iterator[Record]:
-    """Stream the records of a ledger file; a bad line is an error naming file and line."""
+def iter_records(
+    location: str, attr: str, *, where: Callable[[dict[str, Any]], bool] | None = None
+) -> Iterator[Record]:
+    """Stream the records of a ledger file; a bad line is an error naming file and line.
+
+    ``where`` picks lines by their raw JSON object before they are parsed into records, for a
+    pass that needs few of them: parsing a record (its label's boxes above all) is most of the
+    cost of a pass. Skipped lines are not validated; a pass over every line still is.
+    """
     for item in iter_json_lines(iter_lines(location), source=location):
         if isinstance(item, ManifestError):
             raise item
         line_no, obj = item
+        if where is not None and not where(obj):
+            continue
         try:
             yield record_from_json(obj, attr)
         except ManifestError as exc:

@@ -90,7 +90,9 @@ def test_finalize_reports_counts_cost_savings_and_iterations(finished):
     # default prices: $0.26 per human label, $0.08 per auto-label, vs all six by humans
     assert report["cost"]["total_usd"] == pytest.approx(2 * 0.26 + 3 * 0.08)
     assert report["all_human_cost"]["total_usd"] == pytest.approx(6 * 0.26)
-    assert report["savings_fraction"] == pytest.approx(1 - 0.76 / 1.56)
+    # the unlabeled image still needs a human: savings are judged on the projected cost
+    assert report["projected_cost"]["total_usd"] == pytest.approx(0.76 + 0.26)
+    assert report["savings_fraction"] == pytest.approx(1 - 1.02 / 1.56)
     assert [r["iteration"] for r in report["per_iteration"]] == [0, 1]
     assert report["stop_reason"] == "max_iterations (2) reached"
     assert report["model"]["name"] == "bl-abcd-001-train"
