@@ -50,10 +50,11 @@ def assign_role(
 
 def _spill(lines: list[tuple[str, str]]) -> IO[str]:
     lines.sort(key=lambda kv: kv[0])
-    spill = tempfile.TemporaryFile("w+", encoding="utf-8")  # closed by _read_spill
+    # One "<key as JSON>\t<line>" row per pair: the JSON key holds no raw tab, so the first tab
+    # splits the row, and the line is stored as it is (no second JSON encoding to undo).
+    spill = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")  # see _read_spill
     for key, line in lines:
-        spill.write(json.dumps([key, line]))
-        spill.write("\n")
+        spill.write(f"{json.dumps(key)}\t{line}\n")
     spill.seek(0)
     return spill
 
@@ -61,17 +62,23 @@ def _spill(lines: list[tuple[str, str]]) -> IO[str]:
 def _read_spill(spill: IO[str]) -> Iterator[tuple[str, str]]:
     with spill:
         for raw in spill:
-            key, line = json.loads(raw)
-            yield key, line
+            key, _, line = raw[:-1].partition("\t")
+            yield json.loads(key), line
 
 
 def sort_lines_by_key(
     items: Iterable[tuple[str, str]], *, chunk_records: int = DEFAULT_CHUNK_RECORDS
 ) -> Iterator[tuple[str, str]]:
-    """Sort ``(key, line)`` pairs by key, stable, holding at most ``chunk_records`` in memory."""
+    """Sort ``(key, line)`` pairs by key, stable, holding at most ``chunk_records`` in memory.
+
+    Raises:
+        ValueError: for a line with a newline in it (a spill file holds one pair per row).
+    """
     chunk: list[tuple[str, str]] = []
     spills: list[IO[str]] = []
     for item in items:
+        if "\n" in item[1]:
+            raise ValueError(f"line of key {item[0]!r} holds a newline; sort single lines only")
         chunk.append(item)
         if len(chunk) >= chunk_records:
             spills.append(_spill(chunk))
@@ -88,7 +95,10 @@ def sort_by_id(
     records: Iterable[Record], attr: str, *, chunk_records: int = DEFAULT_CHUNK_RECORDS
 ) -> Iterator[Record]:
     """Records sorted by id with bounded memory (see ``sort_lines_by_key``)."""
-    pairs = ((r.id, json.dumps(record_to_json(r, attr))) for r in records)
+    pairs = (
+        (r.id, json.dumps(record_to_json(r, attr), ensure_ascii=False, separators=(",", ":")))
+        for r in records
+    )
     for _, line in sort_lines_by_key(pairs, chunk_records=chunk_records):
         yield record_from_json(json.loads(line), attr)
 

@@ -1,0 +1,1 @@
+"""Scale benchmark: the workflow steps over 100k-1M synthetic images (see docs/benchmarks.md)."""
