@@ -29,7 +29,10 @@ FUNCTION_IDS: dict[str, str] = {
     "finalize": "Finalize",
 }
 TIMEOUT = cdk.Duration.minutes(15)
-MEMORY_MB = 1024
+MEMORY_MB = 1769
+"""One full vCPU: every step is a single-threaded stream over the ledger (bench/scale)."""
+EPHEMERAL_STORAGE = cdk.Size.mebibytes(10_240)
+"""Outputs are spooled to /tmp before upload; a 1M-image ledger is ~0.6 GB (512 MB default)."""
 
 
 class Functions(Construct):
@@ -83,6 +86,7 @@ class Functions(Construct):
                 code=lambda_code(folder, root=root),
                 timeout=TIMEOUT,
                 memory_size=MEMORY_MB,
+                ephemeral_storage_size=EPHEMERAL_STORAGE,
                 role=role,
                 environment=environment,
                 log_group=log_group,

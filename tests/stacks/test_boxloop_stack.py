@@ -254,7 +254,8 @@ def test_functions_are_seven_with_newest_python_runtime_and_environment(template
                 "Handler": "app.lambda_handler",
                 "Runtime": newest.name,
                 "Timeout": 900,
-                "MemorySize": 1024,
+                "MemorySize": 1769,
+                "EphemeralStorage": {"Size": 10240},
                 "Architectures": ["arm64"],
             }
         },
