@@ -20,7 +20,7 @@ from typing import Any
 
 from boxloop.aws import clients
 from boxloop.aws.clients import client
-from boxloop.aws.s3 import download_file, iter_lines, read_text, try_read_text, upload_file
+from boxloop.aws.s3 import upload_file
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import BoxloopError
 from boxloop.local import emulator
@@ -290,37 +290,3 @@ def upload_images(manifest_lines: list[dict[str, Any]], base: Path) -> dict[str,
         upload_file(path, uri)
         mapping[uri] = original
     return mapping
-
-
-def fetch_run_files(result_output: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Copy the run's output manifest and report out of the emulator into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for key in ("output_manifest", "report"):
-        uri = result_output.get(key)
-        if uri:
-            files[key] = download_file(uri, out_dir / f".emulated-{Path(uri).name}")
-    return files
-
-
-def read_iteration_reports(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-iteration reports embedded in the final report (already fetched)."""
-    return list(report.get("per_iteration") or [])
-
-
-__all__ = [
-    "BUCKET",
-    "LocalRun",
-    "LocalRunError",
-    "StepEvent",
-    "download_file",
-    "fetch_run_files",
-    "iter_lines",
-    "local_aws",
-    "read_text",
-    "register_handlers",
-    "register_runners",
-    "run_execution",
-    "try_read_text",
-    "upload_images",
-]

@@ -179,6 +179,8 @@ def _iter_batches(count: int, batch_size: int, rng: random.Random) -> Iterator[l
 
 
 def _summarize(losses: list[float]) -> tuple[float, tuple[float, ...]]:
+    if not losses:
+        return math.nan, ()
     tail = losses[-max(1, len(losses) // 10) :]
     chunk = max(1, math.ceil(len(losses) / 20))
     history = tuple(
@@ -259,6 +261,10 @@ def train_detector(
             output = model(torch.stack([b[0] for b in batch]))
             loss = detection_loss(output, [b[1] for b in batch], [b[2] for b in batch])
             optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss.total):
+                logger.warning("step %d: non-finite loss, update skipped", step + 1)
+                schedule.step()
+                continue
             loss.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip_norm)
             optimizer.step()
