@@ -67,8 +67,8 @@ def _parse_object(
     if obj.find("score") is not None:
         score = _number(obj, "score", path, source)
     try:
-        box = Box(x_min=xmin - 1, y_min=ymin - 1, x_max=xmax, y_max=ymax,
-                  class_id=class_ids[name], score=score)
+        box = Box(x_min=_from_one_based(xmin, xmax), y_min=_from_one_based(ymin, ymax),
+                  x_max=xmax, y_max=ymax, class_id=class_ids[name], score=score)
     except BoxError as exc:
         raise ManifestError(f"{exc} (VOC xyxy {xmin}, {ymin}, {xmax}, {ymax}, 1-based inclusive)",
                             source=source, field=path) from exc
@@ -132,13 +132,19 @@ def voc_to_detections(
 
 
 def _format(value: float) -> str:
-    """Whole numbers as ints (VOC tools ``int()`` the text), others to 1e-6 px.
+    """Whole numbers as ints (VOC tools ``int()`` the text), others with every digit kept."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
-    Rounding keeps ``x_min + 1`` and ``x_max`` comparable after the 1-based shift: with every
-    digit kept, a zero-width box at 2e-16 px came back with x_min > x_max.
+
+def _from_one_based(low: float, high: float) -> float:
+    """VOC's 1-based ``xmin`` as a 0-based edge; a zero-width box stays zero-width.
+
+    ``(x + 1) - 1`` is not always ``x`` in floating point, so a zero-width box written as
+    ``xmin = xmax + 1`` can come back a hair inverted; within 1e-9 px that is rounding, not
+    an inverted box, and the edge is taken as ``high``.
     """
-    rounded = round(float(value), 6)
-    return str(int(rounded)) if rounded.is_integer() else repr(rounded)
+    edge = low - 1
+    return high if high < edge <= high + 1e-9 else edge
 
 
 def detections_to_voc(

@@ -176,3 +176,19 @@ def test_voc_round_trip_keeps_boxes(original):
     )
     assert file_name == "a.jpg"
     assert_same_boxes(restored, original)
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        0.0546875,  # 1.0546875 - 1 rounds above 0.0546875 (hypothesis found it)
+        2.0867089048268213e-16,  # (x + 1) - 1 gives 2.2e-16 > x
+    ],
+)
+def test_voc_round_trip_keeps_zero_width_box_when_one_based_shift_rounds(edge):
+    box = Box(x_min=0.0, y_min=edge, x_max=0.0, y_max=edge, class_id=3)
+    original = Detections(image_id="a.jpg", image_wh=(1, 1), boxes=(box,))
+    xml = detections_to_voc(original, {3: "c"}, file_name="a.jpg")
+    _, parsed = voc_to_detections(xml, {3: "c"})
+    assert parsed.boxes[0].y_min <= parsed.boxes[0].y_max
+    assert parsed.boxes[0].y_min == pytest.approx(edge, abs=1e-9)
