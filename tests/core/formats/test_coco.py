@@ -17,6 +17,8 @@ from boxloop.core.errors import ManifestError
 from boxloop.core.formats.coco import coco_categories, coco_to_detections, detections_to_coco
 from boxloop.core.metrics import mean_average_precision
 
+from ._helpers import assert_same_boxes
+
 CLASS_MAP = {3: "cat", 17: "dog", 1000: "zebra"}  # non-contiguous ids
 
 
@@ -24,23 +26,17 @@ def box(x0: float, y0: float, x1: float, y1: float, c: int = 3, s: float | None 
     return Box(x_min=x0, y_min=y0, x_max=x1, y_max=y1, class_id=c, score=s)
 
 
-def assert_same_boxes(actual: Detections, expected: Detections) -> None:
-    assert actual.image_id == expected.image_id
-    assert actual.image_wh == expected.image_wh
-    assert len(actual.boxes) == len(expected.boxes)
-    for got, want in zip(actual.boxes, expected.boxes, strict=True):
-        assert got.xyxy == pytest.approx(want.xyxy, abs=1e-6)
-        assert (got.class_id, got.score) == (want.class_id, want.score)
-
-
 def dataset(*annotations: dict, images: list | None = None) -> dict:
     return {
-        "images": images or [
+        "images": images
+        or [
             {"id": 1, "file_name": "wide.jpg", "width": 1000, "height": 200},
             {"id": 7, "file_name": "empty.jpg", "width": 64, "height": 64},
         ],
-        "annotations": [{"id": i + 1, "image_id": 1, "category_id": 3, "iscrowd": 0, **a}
-                        for i, a in enumerate(annotations)],
+        "annotations": [
+            {"id": i + 1, "image_id": 1, "category_id": 3, "iscrowd": 0, **a}
+            for i, a in enumerate(annotations)
+        ],
         "categories": [{"id": c, "name": n} for c, n in CLASS_MAP.items()],
     }
 
@@ -61,12 +57,18 @@ def dataset(*annotations: dict, images: list | None = None) -> dict:
         # overshoot under 0.5 px is clipped onto the edge
         (({"bbox": [990, 0, 10.3, 200.2]},), (box(990, 0, 1000, 200),)),
         # non-contiguous category ids and a prediction score
-        (({"bbox": [0, 0, 1, 1], "category_id": 1000, "score": 0.25},
-          {"bbox": [2, 2, 1, 1], "category_id": 17}),
-         (box(0, 0, 1, 1, 1000, 0.25), box(2, 2, 3, 3, 17))),
+        (
+            (
+                {"bbox": [0, 0, 1, 1], "category_id": 1000, "score": 0.25},
+                {"bbox": [2, 2, 1, 1], "category_id": 17},
+            ),
+            (box(0, 0, 1, 1, 1000, 0.25), box(2, 2, 3, 3, 17)),
+        ),
         # many boxes, annotation order kept
-        (tuple({"bbox": [i * 50, 0, 40, 10]} for i in range(20)),
-         tuple(box(i * 50, 0, i * 50 + 40, 10) for i in range(20))),
+        (
+            tuple({"bbox": [i * 50, 0, 40, 10]} for i in range(20)),
+            tuple(box(i * 50, 0, i * 50 + 40, 10) for i in range(20)),
+        ),
     ],
 )
 def test_coco_to_detections_reads_images_in_order(annotations, expected_boxes):
@@ -90,23 +92,31 @@ def test_coco_to_detections_accepts_a_dataset_without_annotations_key():
     ("edit", "match"),
     [
         # box outside the non-square image: y = 150 + 100 > 200
-        (lambda d: d["annotations"][1].update(bbox=[0, 150, 10, 100]),
-         r"annotations\[1\]\.bbox .* outside the 1000x200 image"),
+        (
+            lambda d: d["annotations"][1].update(bbox=[0, 150, 10, 100]),
+            r"annotations\[1\]\.bbox .* outside the 1000x200 image",
+        ),
         # left edge 1 px outside the image, beyond the 0.5 px rounding tolerance
         (lambda d: d["annotations"][1].update(bbox=[-1, 0, 1.5, 0.5]), r"annotations\[1\]\.bbox"),
         # unknown image id
-        (lambda d: d["annotations"][1].update(image_id=99),
-         r"annotations\[1\]\.image_id refers to unknown image id 99"),
+        (
+            lambda d: d["annotations"][1].update(image_id=99),
+            r"annotations\[1\]\.image_id refers to unknown image id 99",
+        ),
         # unknown category
-        (lambda d: d["annotations"][1].update(category_id=4),
-         r"annotations\[1\]\.category_id refers to unknown category 4"),
+        (
+            lambda d: d["annotations"][1].update(category_id=4),
+            r"annotations\[1\]\.category_id refers to unknown category 4",
+        ),
         # bbox missing
         (lambda d: d["annotations"][1].pop("bbox"), r"annotations\[1\]\.bbox is missing"),
         # bbox with 3 numbers
         (lambda d: d["annotations"][1].update(bbox=[1, 2, 3]), r"annotations\[1\]\.bbox must be 4"),
         # bbox as a string
-        (lambda d: d["annotations"][1].update(bbox="1 2 3 4"),
-         r"annotations\[1\]\.bbox must be of type list"),
+        (
+            lambda d: d["annotations"][1].update(bbox="1 2 3 4"),
+            r"annotations\[1\]\.bbox must be of type list",
+        ),
         # negative width
         (lambda d: d["annotations"][1].update(bbox=[10, 10, -3, 4]), r"must be >= 0"),
         # crowd region
@@ -140,8 +150,12 @@ def test_coco_to_detections_error_names_the_source():
 
 def test_detections_to_coco_writes_coco_fields():
     items = [
-        ("wide.jpg", Detections("a", (1000, 200), (box(10, 20, 40, 60, 17),
-                                                   box(0, 0, 1000, 200, 1000, 0.5)))),
+        (
+            "wide.jpg",
+            Detections(
+                "a", (1000, 200), (box(10, 20, 40, 60, 17), box(0, 0, 1000, 200, 1000, 0.5))
+            ),
+        ),
         ("empty.jpg", Detections.empty("b", (64, 64))),
     ]
     data = detections_to_coco(items, CLASS_MAP)
@@ -150,10 +164,23 @@ def test_detections_to_coco_writes_coco_fields():
         {"id": 2, "file_name": "empty.jpg", "width": 64, "height": 64},
     ]
     assert data["annotations"] == [
-        {"id": 1, "image_id": 1, "category_id": 17, "bbox": [10, 20, 30, 40], "area": 1200,
-         "iscrowd": 0},
-        {"id": 2, "image_id": 1, "category_id": 1000, "bbox": [0, 0, 1000, 200],
-         "area": 200_000, "iscrowd": 0, "score": 0.5},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 17,
+            "bbox": [10, 20, 30, 40],
+            "area": 1200,
+            "iscrowd": 0,
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1000,
+            "bbox": [0, 0, 1000, 200],
+            "area": 200_000,
+            "iscrowd": 0,
+            "score": 0.5,
+        },
     ]
     assert [(c["id"], c["name"]) for c in data["categories"]] == sorted(CLASS_MAP.items())
 
@@ -176,10 +203,16 @@ def test_detections_to_coco_is_read_by_pycocotools():
         ("b.jpg", Detections("2", (300, 900), (box(100, 100, 200, 800, 1000),))),
     ]
     predicted = [
-        ("a.jpg", Detections("1", (1000, 200), (box(12, 20, 40, 62, 17, 0.9),
-                                                box(0, 0, 20, 50, 3, 0.8)))),
-        ("b.jpg", Detections("2", (300, 900), (box(100, 120, 200, 800, 1000, 0.7),
-                                               box(0, 0, 10, 10, 1000, 0.95)))),
+        (
+            "a.jpg",
+            Detections("1", (1000, 200), (box(12, 20, 40, 62, 17, 0.9), box(0, 0, 20, 50, 3, 0.8))),
+        ),
+        (
+            "b.jpg",
+            Detections(
+                "2", (300, 900), (box(100, 120, 200, 800, 1000, 0.7), box(0, 0, 10, 10, 1000, 0.95))
+            ),
+        ),
     ]
     gt_data = detections_to_coco(reference, CLASS_MAP)
     results = detections_to_coco(predicted, CLASS_MAP)["annotations"]

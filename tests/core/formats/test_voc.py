@@ -12,6 +12,8 @@ from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.voc import detections_to_voc, voc_to_detections
 
+from ._helpers import assert_same_boxes
+
 CLASS_MAP = {3: "cat", 17: "dog", 1000: "zebra"}  # non-contiguous ids
 TALL = (300, 900)  # non-square
 
@@ -20,24 +22,19 @@ def box(x0: float, y0: float, x1: float, y1: float, c: int = 3, s: float | None 
     return Box(x_min=x0, y_min=y0, x_max=x1, y_max=y1, class_id=c, score=s)
 
 
-def assert_same_boxes(actual: Detections, expected: Detections) -> None:
-    assert actual.image_id == expected.image_id
-    assert actual.image_wh == expected.image_wh
-    assert len(actual.boxes) == len(expected.boxes)
-    for got, want in zip(actual.boxes, expected.boxes, strict=True):
-        assert got.xyxy == pytest.approx(want.xyxy, abs=1e-6)
-        assert (got.class_id, got.score) == (want.class_id, want.score)
-
-
 def voc_object(name: str, xmin: str, ymin: str, xmax: str, ymax: str, extra: str = "") -> str:
-    return (f"<object><name>{name}</name><difficult>0</difficult>{extra}<bndbox><xmin>{xmin}</xmin>"
-            f"<ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>")
+    return (
+        f"<object><name>{name}</name><difficult>0</difficult>{extra}<bndbox><xmin>{xmin}</xmin>"
+        f"<ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
+    )
 
 
 def voc_xml(*objects: str, size: tuple[str, str] = ("300", "900")) -> str:
-    return ("<annotation><folder>VOC2007</folder><filename>000001.jpg</filename>"
-            f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
-            f"{''.join(objects)}</annotation>")
+    return (
+        "<annotation><folder>VOC2007</folder><filename>000001.jpg</filename>"
+        f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
+        f"{''.join(objects)}</annotation>"
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,15 +51,25 @@ def voc_xml(*objects: str, size: tuple[str, str] = ("300", "900")) -> str:
         # xmin = 0 from a 0-based tool is clipped onto the edge
         ((voc_object("cat", "0", "0", "10", "10"),), (box(0, 0, 10, 10),)),
         # fractional coordinates, and a prediction's score
-        ((voc_object("zebra", "1.5", "2.25", "3.5", "4", "<score>0.5</score>"),),
-         (box(0.5, 1.25, 3.5, 4, 1000, 0.5),)),
+        (
+            (voc_object("zebra", "1.5", "2.25", "3.5", "4", "<score>0.5</score>"),),
+            (box(0.5, 1.25, 3.5, 4, 1000, 0.5),),
+        ),
         # difficult objects are kept
-        ((voc_object("cat", "1", "1", "2", "2").replace("<difficult>0", "<difficult>1"),),
-         (box(0, 0, 2, 2),)),
+        (
+            (voc_object("cat", "1", "1", "2", "2").replace("<difficult>0", "<difficult>1"),),
+            (box(0, 0, 2, 2),),
+        ),
         # many boxes, non-contiguous class ids, document order kept
-        (tuple(voc_object(CLASS_MAP[(3, 17, 1000)[i % 3]], "1", str(i * 40 + 1), "300",
-                          str(i * 40 + 30)) for i in range(20)),
-         tuple(box(0, i * 40, 300, i * 40 + 30, (3, 17, 1000)[i % 3]) for i in range(20))),
+        (
+            tuple(
+                voc_object(
+                    CLASS_MAP[(3, 17, 1000)[i % 3]], "1", str(i * 40 + 1), "300", str(i * 40 + 30)
+                )
+                for i in range(20)
+            ),
+            tuple(box(0, i * 40, 300, i * 40 + 30, (3, 17, 1000)[i % 3]) for i in range(20)),
+        ),
     ],
 )
 def test_voc_to_detections_reads_pixel_edges(objects, expected_boxes):
@@ -83,8 +90,9 @@ def test_voc_to_detections_reads_pixel_edges(objects, expected_boxes):
     ],
 )
 def test_voc_to_detections_reads_bytes_and_files(make_input):
-    _, detections = voc_to_detections(make_input(voc_xml(voc_object("cat", "1", "1", "5", "5"))),
-                                      CLASS_MAP, image_id="rec-1")
+    _, detections = voc_to_detections(
+        make_input(voc_xml(voc_object("cat", "1", "1", "5", "5"))), CLASS_MAP, image_id="rec-1"
+    )
     assert_same_boxes(detections, Detections("rec-1", TALL, (box(0, 0, 5, 5),)))
 
 
@@ -100,20 +108,30 @@ def test_voc_to_detections_reads_bytes_and_files(make_input):
         # size 0, as some tools write before reading the image
         (voc_xml(size=("0", "900")), r"annotation\.size\.width must be a positive integer"),
         # unknown class name
-        (voc_xml(voc_object("cat", "1", "1", "2", "2"), voc_object("bird", "1", "1", "2", "2")),
-         r"annotation\.object\[1\]\.name 'bird' is not a known class"),
+        (
+            voc_xml(voc_object("cat", "1", "1", "2", "2"), voc_object("bird", "1", "1", "2", "2")),
+            r"annotation\.object\[1\]\.name 'bird' is not a known class",
+        ),
         # non-numeric coordinate
-        (voc_xml(voc_object("cat", "1", "1", "two", "2")),
-         r"annotation\.object\[0\]\.bndbox\.xmax must be a number"),
+        (
+            voc_xml(voc_object("cat", "1", "1", "two", "2")),
+            r"annotation\.object\[0\]\.bndbox\.xmax must be a number",
+        ),
         # no bndbox
-        (voc_xml("<object><name>cat</name></object>"),
-         r"annotation\.object\[0\]\.bndbox is missing"),
+        (
+            voc_xml("<object><name>cat</name></object>"),
+            r"annotation\.object\[0\]\.bndbox is missing",
+        ),
         # xmax before xmin - 1: negative width
-        (voc_xml(voc_object("cat", "10", "1", "5", "2")),
-         r"annotation\.object\[0\] .*x_max >= x_min"),
+        (
+            voc_xml(voc_object("cat", "10", "1", "5", "2")),
+            r"annotation\.object\[0\] .*x_max >= x_min",
+        ),
         # x beyond the 300 px width (it would fit the 900 px height)
-        (voc_xml(voc_object("cat", "1", "1", "600", "2")),
-         r"annotation\.object\[0\]\.bndbox .* outside the 300x900 image"),
+        (
+            voc_xml(voc_object("cat", "1", "1", "600", "2")),
+            r"annotation\.object\[0\]\.bndbox .* outside the 300x900 image",
+        ),
         # score above 1
         (voc_xml(voc_object("cat", "1", "1", "2", "2", "<score>2</score>")), r"score"),
     ],
@@ -124,14 +142,20 @@ def test_voc_to_detections_raises_naming_the_field(xml, match):
 
 
 def test_detections_to_voc_writes_one_based_integers():
-    detections = Detections("img", TALL, (box(47, 239, 195, 371, 17), box(0, 0, 300, 900, 1000),
-                                          box(10, 20, 10, 20, 3, 0.25)))
+    detections = Detections(
+        "img",
+        TALL,
+        (box(47, 239, 195, 371, 17), box(0, 0, 300, 900, 1000), box(10, 20, 10, 20, 3, 0.25)),
+    )
     root = ET.fromstring(detections_to_voc(detections, CLASS_MAP, file_name="000001.jpg"))
     assert root.findtext("filename") == "000001.jpg"
     assert (root.findtext("size/width"), root.findtext("size/height")) == ("300", "900")
     rows = [
-        (o.findtext("name"), *(o.findtext(f"bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")),
-         o.findtext("score"))
+        (
+            o.findtext("name"),
+            *(o.findtext(f"bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")),
+            o.findtext("score"),
+        )
         for o in root.findall("object")
     ]
     assert rows == [

@@ -11,20 +11,13 @@ from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.yolo import detections_to_yolo, yolo_to_detections
 
+from ._helpers import assert_same_boxes
+
 WIDE = (1000, 200)  # non-square: x fractions scale by 1000, y fractions by 200
 
 
 def box(x0: float, y0: float, x1: float, y1: float, c: int = 0, s: float | None = None) -> Box:
     return Box(x_min=x0, y_min=y0, x_max=x1, y_max=y1, class_id=c, score=s)
-
-
-def assert_same_boxes(actual: Detections, expected: Detections) -> None:
-    assert actual.image_id == expected.image_id
-    assert actual.image_wh == expected.image_wh
-    assert len(actual.boxes) == len(expected.boxes)
-    for got, want in zip(actual.boxes, expected.boxes, strict=True):
-        assert got.xyxy == pytest.approx(want.xyxy, abs=1e-6)
-        assert (got.class_id, got.score) == (want.class_id, want.score)
 
 
 MANY = tuple(box(i * 50, 10, i * 50 + 40, 190, c=(i % 4) * 7) for i in range(20))
@@ -46,8 +39,10 @@ MANY = tuple(box(i * 50, 10, i * 50 + 40, 190, c=(i % 4) * 7) for i in range(20)
         # sixth column: a prediction's score
         ("2 0.5 0.5 0.2 0.5 0.875", (box(400, 50, 600, 150, 2, 0.875),)),
         # non-contiguous class ids, blank line in between
-        ("7 0.1 0.5 0.2 1\n\n1000 0.9 0.5 0.2 1\n", (box(0, 0, 200, 200, 7),
-                                                    box(800, 0, 1000, 200, 1000))),
+        (
+            "7 0.1 0.5 0.2 1\n\n1000 0.9 0.5 0.2 1\n",
+            (box(0, 0, 200, 200, 7), box(800, 0, 1000, 200, 1000)),
+        ),
         # overshooting by rounding (< 0.5 px) is clipped onto the edge
         ("0 0.5 0.5 1.0004 1", (box(0, 0, 1000, 200),)),
     ],
@@ -59,8 +54,9 @@ def test_yolo_to_detections_reads_pixels(text, expected_boxes):
 
 def test_yolo_to_detections_reads_many_boxes_from_a_file_object():
     text = detections_to_yolo(Detections("img", WIDE, MANY))
-    assert_same_boxes(yolo_to_detections(io.StringIO(text), WIDE, image_id="img"),
-                      Detections("img", WIDE, MANY))
+    assert_same_boxes(
+        yolo_to_detections(io.StringIO(text), WIDE, image_id="img"), Detections("img", WIDE, MANY)
+    )
 
 
 @pytest.mark.parametrize(
