@@ -38,6 +38,12 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "confidence_level": None,
     "audit_share": 0.05,
     "max_iterations": 6,
+    # Three simulated workers per image, consolidated: one worker's labels are only ~93% exact
+    # against the reference, which caps what calibration can measure below the 0.9 target.
+    "workers_per_object": 3,
+    # Boxes kept for an auto-label; 0.6 ranked images better than 0.5 for this detector.
+    "keep_threshold": 0.6,
+    "min_accepted": 15,
 }
 
 
