@@ -17,7 +17,7 @@ from boxloop.core.errors import ManifestError
 from boxloop.core.formats.coco import coco_categories, coco_to_detections, detections_to_coco
 from boxloop.core.metrics import mean_average_precision
 
-from ._helpers import assert_same_boxes
+from ._helpers import assert_same_boxes, pixel_detections
 
 CLASS_MAP = {3: "cat", 17: "dog", 1000: "zebra"}  # non-contiguous ids
 
@@ -237,14 +237,8 @@ def test_detections_to_coco_is_read_by_pycocotools():
 def items(draw: st.DrawFn) -> list[tuple[str, Detections]]:
     result = []
     for index in range(draw(st.integers(0, 4))):
-        width, height = draw(st.integers(1, 4000)), draw(st.integers(1, 4000))
-        boxes = []
-        for _ in range(draw(st.integers(0, 20))):
-            x0, x1 = sorted(draw(st.floats(0, width)) for _ in range(2))
-            y0, y1 = sorted(draw(st.floats(0, height)) for _ in range(2))
-            class_id = draw(st.sampled_from(sorted(CLASS_MAP)))
-            boxes.append(box(x0, y0, x1, y1, class_id, draw(st.none() | st.floats(0, 1))))
-        result.append((f"{index}.jpg", Detections(str(index + 1), (width, height), tuple(boxes))))
+        detections = draw(pixel_detections(str(index + 1), sorted(CLASS_MAP)))
+        result.append((f"{index}.jpg", detections))
     return result
 
 

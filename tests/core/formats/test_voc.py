@@ -12,7 +12,7 @@ from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.voc import detections_to_voc, voc_to_detections
 
-from ._helpers import assert_same_boxes
+from ._helpers import assert_same_boxes, pixel_detections
 
 CLASS_MAP = {3: "cat", 17: "dog", 1000: "zebra"}  # non-contiguous ids
 TALL = (300, 900)  # non-square
@@ -180,16 +180,8 @@ def test_detections_to_voc_raises_for_a_class_missing_from_the_map():
         detections_to_voc(detections, CLASS_MAP, file_name="a.jpg")
 
 
-@st.composite
-def detections(draw: st.DrawFn) -> Detections:
-    width, height = draw(st.integers(1, 4000)), draw(st.integers(1, 4000))
-    boxes = []
-    for _ in range(draw(st.integers(0, 20))):
-        x0, x1 = sorted(draw(st.floats(0, width)) for _ in range(2))
-        y0, y1 = sorted(draw(st.floats(0, height)) for _ in range(2))
-        class_id = draw(st.sampled_from(sorted(CLASS_MAP)))
-        boxes.append(box(x0, y0, x1, y1, class_id, draw(st.none() | st.floats(0, 1))))
-    return Detections("a.jpg", (width, height), tuple(boxes))
+def detections() -> st.SearchStrategy[Detections]:
+    return pixel_detections("a.jpg", sorted(CLASS_MAP))
 
 
 @settings(max_examples=150, deadline=None)
