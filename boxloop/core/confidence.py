@@ -11,10 +11,13 @@ An aggregator turns the kept and ambiguous scores into one number in ``[0, 1]``.
 detector's prototype found that plain ``min``/``mean`` of kept scores miss images with a
 half-confident extra or missed object, and that ``ambiguity`` (its ``min_amb``) ranks the
 most confident images best (research/local-detector.md §5), so ``ambiguity`` is the default.
+``margin`` is ``ambiguity`` generalised to keep thresholds other than 0.5 (identical ranking at
+0.5); with ``keep_threshold`` 0.6 it ranked the demo detector's images better (see its doc).
 
 Images with no kept box are handled the same way for every aggregator: their auto-label would
 be "no objects", and the strongest unkept box (at or above the floor) is roughly the chance
-that this is wrong, so the value is capped at ``1 - that score`` (see :func:`image_confidence`).
+that this is wrong, so the value is capped at ``1 - that score`` (see :func:`image_confidence`;
+``margin`` uses its own scale, ``(keep_threshold - that score) / keep_threshold``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Literal, Protocol
 from boxloop.core.detections import Detections
 from boxloop.core.errors import BoxError, ConfigError
 
-AggregatorName = Literal["min", "mean", "ambiguity", "ambiguous_count"]
+AggregatorName = Literal["min", "mean", "ambiguity", "margin", "ambiguous_count"]
 """The registered aggregators (see :data:`AGGREGATORS`)."""
 
 DEFAULT_BAND_LOW = 0.15
@@ -39,37 +42,71 @@ class Aggregator(Protocol):
     """Turns an image's kept and ambiguous box scores into a confidence in ``[0, 1]``.
 
     Both sequences may be empty; with both empty the result must be 1.0 (nothing to doubt).
+    ``keep_threshold`` is the score that split them (kept >= it > ambiguous).
     """
 
-    def __call__(self, kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+    def __call__(
+        self, kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
+    ) -> float:
         """Confidence in ``[0, 1]``; higher means the kept boxes are more likely right."""
         ...
 
 
-def aggregate_min(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+def aggregate_min(
+    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
+) -> float:
     """The lowest kept score: one doubtful box makes the whole image doubtful."""
-    del ambiguous
+    del ambiguous, keep_threshold
     return min(kept, default=1.0)
 
 
-def aggregate_mean(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+def aggregate_mean(
+    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
+) -> float:
     """The mean kept score (1.0 with nothing kept)."""
-    del ambiguous
+    del ambiguous, keep_threshold
     return math.fsum(kept) / len(kept) if kept else 1.0
 
 
-def aggregate_ambiguity(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+def aggregate_ambiguity(
+    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
+) -> float:
     """``min(min kept score, 1 - max ambiguous score)``: the prototype's ``min_amb``.
 
     An ambiguous box is a possible missed object (the auto-label lacks it) or a possible
     false positive that nearly got kept; either way the image is at most ``1 - its score`` sure.
     """
+    del keep_threshold
     return min(min(kept, default=1.0), 1.0 - max(ambiguous, default=0.0))
 
 
-def aggregate_ambiguous_count(kept: Sequence[float], ambiguous: Sequence[float], /) -> float:
+def aggregate_margin(
+    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
+) -> float:
+    """How far the least certain box is from flipping its keep decision, scaled per side.
+
+    A kept score ``s`` counts ``(s - t) / (1 - t)`` and an ambiguous score ``a`` counts
+    ``(t - a) / t``, for ``t = keep_threshold``; the image gets the minimum (1.0 for nothing).
+    Each side is measured against the room it has, so neither side dominates when ``t`` is
+    not 0.5: with ``ambiguity`` at ``t = 0.6`` a kept box at 0.65 (barely kept) scores 0.65
+    but an ambiguous box at 0.2 (clearly dropped) caps the image at 0.8, so the band decides
+    the ranking. At ``t = 0.5`` this is ``2 * ambiguity - 1``, the same ranking.
+
+    Measured on 600 held-out demo images (seed 0, keep 0.6) after training on 100 / 140 / 180
+    labels, the share of images that can be auto-labeled at 90% image exact match was
+    0.52 / 0.59 / 0.74 ranked by ``margin`` against 0.27 / 0.45 / 0.66 by ``ambiguity``.
+    """
+    t = keep_threshold
+    kept_room = min(((s - t) / (1.0 - t) for s in kept), default=1.0) if t < 1.0 else 1.0
+    dropped_room = min(((t - a) / t for a in ambiguous), default=1.0)
+    return min(kept_room, dropped_room)
+
+
+def aggregate_ambiguous_count(
+    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
+) -> float:
     """``1 / (1 + number of ambiguous boxes)``: 1.0, 0.5, 0.33, ... ; kept scores are ignored."""
-    del kept
+    del kept, keep_threshold
     return 1.0 / (1 + len(ambiguous))
 
 
@@ -78,6 +115,7 @@ AGGREGATORS: Mapping[AggregatorName, Aggregator] = MappingProxyType(
         "min": aggregate_min,
         "mean": aggregate_mean,
         "ambiguity": aggregate_ambiguity,
+        "margin": aggregate_margin,
         "ambiguous_count": aggregate_ambiguous_count,
     }
 )
@@ -181,7 +219,8 @@ def image_confidence(
     With kept boxes the value is ``aggregator(kept scores, ambiguous scores)``. With no kept
     box the auto-label would be "no objects", which is wrong if any unkept box is a real
     object, so the value is ``min(aggregator((), ambiguous scores), 1 - s)`` where ``s`` is the
-    highest score among the boxes at or above ``score_floor`` (0 when there are none):
+    highest score among the boxes at or above ``score_floor`` (0 when there are none; ``margin``
+    caps at ``(keep_threshold - s) / keep_threshold`` instead):
 
     * "truly empty" (no box at or above ``band_low``): ``1 - s`` with ``s < band_low``, so at
       least ``1 - band_low`` (0.85 by default), and 1.0 when the floor removed everything;
@@ -220,9 +259,13 @@ def image_confidence(
             ambiguous.append(score)
         else:
             weak_max = max(weak_max, score)
-    value = AGGREGATORS[config.aggregator](kept, ambiguous)
+    value = AGGREGATORS[config.aggregator](kept, ambiguous, keep_threshold)
     if not kept:
-        value = min(value, 1.0 - max(ambiguous, default=weak_max))
+        strongest = max(ambiguous, default=weak_max)
+        if config.aggregator == "margin":  # on margin's own scale, so its ranking stays whole
+            value = min(value, (keep_threshold - strongest) / keep_threshold)
+        else:
+            value = min(value, 1.0 - strongest)
     return ImageConfidence(
         value=min(max(value, 0.0), 1.0),
         kept=predicted.with_boxes(kept_boxes),

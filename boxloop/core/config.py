@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from boxloop.core.confidence import AggregatorName as Aggregator
 from boxloop.core.errors import ConfigError
 from boxloop.core.labels import LabelConfig
 
 TargetMetric = Literal["mean_iou", "exact_match"]
 SelectionStrategy = Literal["least_confidence", "closest_to_threshold", "random"]
-Aggregator = Literal["ambiguity", "min", "mean", "ambiguous_count"]
 
 DEFAULT_HYPERPARAMETERS: dict[str, str] = {
     # The built-in Object Detection algorithm (SSD); values as the AWS samples use them, with

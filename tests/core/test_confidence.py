@@ -19,6 +19,7 @@ from boxloop.core.detections import Detections
 from boxloop.core.errors import BoxError, ConfigError
 
 IMAGE_WH = (640, 480)
+scores_st = st.lists(st.floats(min_value=0.0, max_value=1.0), max_size=20)
 
 
 def dets(*scores: float | None, class_ids: tuple[int, ...] | None = None) -> Detections:
@@ -88,6 +89,12 @@ MIXED = (0.9, 0.7, 0.4, 0.1, 0.01)
         ("mean", MIXED, 0.8),
         # ambiguity: the lower of 0.7 and 1 - 0.4
         ("ambiguity", MIXED, 0.6),
+        # margin at keep 0.5: the lower of (0.7 - 0.5) / 0.5 and (0.5 - 0.4) / 0.5
+        ("margin", MIXED, 0.2),
+        # margin with nothing kept: (0.5 - 0.3) / 0.5 is below the cap 0.7
+        ("margin", (0.3, 0.2), 0.4),
+        # margin, truly empty: capped on its own scale, (0.5 - 0.1) / 0.5
+        ("margin", (0.1,), 0.8),
         # ambiguous_count: one ambiguous box -> 1 / 2
         ("ambiguous_count", MIXED, 0.5),
         # ambiguous_count: three ambiguous boxes -> 1 / 4, kept scores ignored
@@ -123,7 +130,32 @@ def test_aggregators_registry_matches_literal() -> None:
 
 def test_aggregators_return_one_when_given_nothing() -> None:
     for name, aggregate in AGGREGATORS.items():
-        assert aggregate((), ()) == 1.0, name
+        for keep_threshold in (0.3, 0.5, 1.0):
+            assert aggregate((), (), keep_threshold) == 1.0, name
+
+
+def test_margin_scales_each_side_by_its_room() -> None:
+    # keep 0.6: a kept 0.65 is 0.125 of the way from 0.6 to 1; an ambiguous 0.2 is 2/3 of the
+    # way from 0.6 down to 0. ambiguity would instead rank this image by the 0.2 box (0.8).
+    config = ConfidenceConfig(aggregator="margin", keep_threshold=0.6)
+    assert image_confidence(dets(0.65, 0.2), config).value == pytest.approx(0.125)
+    assert image_confidence(dets(0.95, 0.2), config).value == pytest.approx(2 / 3)
+    ambiguity = ConfidenceConfig(aggregator="ambiguity", keep_threshold=0.6)
+    assert image_confidence(dets(0.65, 0.2), ambiguity).value == pytest.approx(0.65)
+
+
+def test_margin_with_every_kept_box_at_one_and_keep_threshold_one() -> None:
+    config = ConfidenceConfig(aggregator="margin", keep_threshold=1.0)
+    assert image_confidence(dets(1.0, 1.0), config).value == 1.0
+
+
+@given(scores=scores_st)
+def test_margin_is_two_ambiguity_minus_one_at_keep_one_half(scores: list[float]) -> None:
+    # The same ranking (and so the same auto-labels) as the prototype's min_amb at 0.5.
+    def value(name: AggregatorName) -> float:
+        return image_confidence(dets(*scores), ConfidenceConfig(aggregator=name)).value
+
+    assert value("margin") == pytest.approx(max(0.0, 2 * value("ambiguity") - 1), abs=1e-9)
 
 
 def test_image_confidence_kept_keeps_image_boxes_and_scores() -> None:
@@ -197,9 +229,6 @@ def test_confidence_config_lists_every_problem_at_once() -> None:
     assert len(info.value.problems) == 3
 
 
-scores_st = st.lists(st.floats(min_value=0.0, max_value=1.0), max_size=20)
-
-
 @given(scores=scores_st, name=st.sampled_from(sorted(AGGREGATORS)))
 def test_image_confidence_properties(scores: list[float], name: AggregatorName) -> None:
     config = ConfidenceConfig(aggregator=name)
@@ -218,6 +247,8 @@ def test_image_confidence_properties(scores: list[float], name: AggregatorName) 
     if not kept:
         considered = [s for s in scores if s >= config.score_floor]
         assert result.value <= 1.0 - max(considered, default=0.0)
+        if name == "margin":
+            assert result.value <= (keep - max(considered, default=0.0)) / keep
     shuffled = list(scores)
     random.Random(0).shuffle(shuffled)
     assert image_confidence(dets(*shuffled), config).value == result.value
