@@ -328,3 +328,17 @@ def test_clip_xyxy_result_inside_image(xyxy: tuple, width: int, height: int) -> 
     assert 0 <= clipped[0] <= clipped[2] <= width
     assert 0 <= clipped[1] <= clipped[3] <= height
     assert is_inside(Box.from_xyxy(clipped, class_id=0), (width, height), tolerance_px=0.0)
+
+
+@given(
+    st.tuples(*[st.floats() | st.integers(-10, 10_010) | st.sampled_from([0.0, -0.0])] * 4),
+    image_side,
+    image_side,
+)
+def test_clip_xyxy_equals_the_min_max_formula(xyxy: tuple, width: int, height: int) -> None:
+    # clip_xyxy spells out min(max(v, 0.0), side) for speed; same values and types, NaN and
+    # -0.0 included (repr tells -0.0 from 0.0 and 5 from 5.0, and NaN equals itself there).
+    sides = (width, height, width, height)
+    x0, y0, x1, y1 = (min(max(v, 0.0), side) for v, side in zip(xyxy, sides, strict=True))
+    expected = (x0, y0, max(x0, x1), max(y0, y1))
+    assert repr(clip_xyxy(xyxy, (width, height))) == repr(expected)
