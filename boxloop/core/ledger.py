@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from boxloop.core.records import Record, Role, record_from_json, record_to_json
+from boxloop.core.records import Record, Role, record_from_ledger, record_to_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -94,13 +94,14 @@ def sort_lines_by_key(
 def sort_by_id(
     records: Iterable[Record], attr: str, *, chunk_records: int = DEFAULT_CHUNK_RECORDS
 ) -> Iterator[Record]:
-    """Records sorted by id with bounded memory (see ``sort_lines_by_key``)."""
-    pairs = (
-        (r.id, json.dumps(record_to_json(r, attr), ensure_ascii=False, separators=(",", ":")))
-        for r in records
-    )
+    """Records sorted by id with bounded memory (see ``sort_lines_by_key``).
+
+    The lines coming back are the ones just written from ``records``, so they are parsed with
+    the trusted ``record_from_ledger``: whatever ``records`` held was validated already.
+    """
+    pairs = ((r.id, record_to_line(r, attr)) for r in records)
     for _, line in sort_lines_by_key(pairs, chunk_records=chunk_records):
-        yield record_from_json(json.loads(line), attr)
+        yield record_from_ledger(json.loads(line), attr, text=line)
 
 
 @dataclass(slots=True)

@@ -48,6 +48,17 @@ def iter_json_lines(
     ``ManifestError`` for that line (1-based), so callers can report them all and go on.
     Blank lines are skipped.
     """
+    for item in iter_json_lines_with_text(stream, source=source):
+        yield item if isinstance(item, ManifestError) else item[:2]
+
+
+def iter_json_lines_with_text(
+    stream: Iterable[bytes | str], *, source: str
+) -> Iterator[tuple[int, dict[str, Any], str] | ManifestError]:
+    """Like ``iter_json_lines``, with each line's text (stripped) after its object.
+
+    For a reader that may write a line back unchanged instead of encoding its object again.
+    """
     for line_no, raw in enumerate(stream, start=1):
         if isinstance(raw, bytes):
             if len(raw) > MAX_LINE_BYTES:
@@ -90,12 +101,17 @@ def iter_json_lines(
                 f"must be a JSON object, got {type(obj).__name__}", source=source, line=line_no
             )
             continue
-        yield line_no, obj
+        yield line_no, obj, text
+
+
+def json_line(obj: Mapping[str, Any]) -> str:
+    """One compact JSON object line without its newline (UTF-8 kept, no ASCII escaping)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def write_json_line(out: IO[str], obj: Mapping[str, Any]) -> None:
-    """Write one compact JSON object line (UTF-8 kept, no ASCII escaping)."""
-    out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    """Write one compact JSON object line (see ``json_line``)."""
+    out.write(json_line(obj))
     out.write("\n")
 
 
@@ -199,8 +215,14 @@ def parse_line(
         raise exc.at(source=source, line=line) from None
     except BoxError as exc:
         raise ManifestError(str(exc), source=source, line=line) from None
-    return ManifestLine(line=line, id=record_id(ref), source_ref=ref, label=label,
-                        label_attribute=attrs[0] if label is not None else None, fields=obj)
+    return ManifestLine(
+        line=line,
+        id=record_id(ref),
+        source_ref=ref,
+        label=label,
+        label_attribute=attrs[0] if label is not None else None,
+        fields=obj,
+    )
 
 
 def validate_manifest(

@@ -17,6 +17,7 @@ from boxloop.core.boxes import Box
 from boxloop.core.calibration import CalibrationConfig, calibrate_scores, image_score
 from boxloop.core.cost import PriceTable, iteration_cost
 from boxloop.core.detections import Detections
+from boxloop.core.errors import ManifestError
 from boxloop.core.formats.groundtruth import Label
 from boxloop.core.records import PROVENANCE_KEY
 from boxloop.steps.postprocess import PREDICTIONS_FILE, read_predictions
@@ -56,7 +57,7 @@ def _joined(
         else iter(())
     )
     nxt = next(predictions, None)
-    for record in iter_records(run.ledger, config.label_attribute, where=where):
+    for record in iter_records(run.ledger, config.label_attribute, where=where, trusted=True):
         while nxt is not None and nxt["id"] < record.id:
             nxt = next(predictions, None)
         if nxt is not None and nxt["id"] == record.id:
@@ -107,16 +108,38 @@ def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) ->
 
 
 def _auto_label(
-    record: Record, prediction: dict[str, Any], config: LoopConfig, model: str, run: RunState
+    record: Record,
+    prediction: dict[str, Any],
+    config: LoopConfig,
+    model: str,
+    run: RunState,
+    source: str,
 ) -> Label:
+    """The machine label of a pool image from its prediction.
+
+    Raises:
+        ManifestError: when the model predicted a class the label config lacks. The ledger is
+            read back without re-validation (``record_from_ledger``), so a bad class id is
+            caught here, before it is written, instead of by the next reader.
+    """
     detections = predicted_detections(prediction)
+    class_map = config.labels.class_map
+    for i, box in enumerate(detections):
+        if box.class_id not in class_map:
+            raise ManifestError(
+                f"image {record.id}: class {box.class_id} is not in the label config "
+                f"(0..{config.labels.num_classes - 1})",
+                source=source,
+                field=f"kept[{i}]",
+                hint="the model must be trained with this run's labels (num_classes)",
+            )
     detections = Detections(
         image_id=record.id, image_wh=detections.image_wh, boxes=detections.boxes
     )
     return Label(
         detections=detections,
         confidences=tuple(b.score or 0.0 for b in detections),
-        class_map=config.labels.class_map,
+        class_map=class_map,
         human_annotated=False,
         job_name=f"boxloop/{model}",
         creation_date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
@@ -178,9 +201,8 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             _add_to_histogram(histogram, confidence)
             if threshold is not None and confidence >= threshold:
                 auto += 1
-                yield record.replace(
-                    label=_auto_label(record, prediction, config, model, run)
-                ).with_provenance(
+                label = _auto_label(record, prediction, config, model, run, predictions_uri or "")
+                yield record.replace(label=label).with_provenance(
                     iteration=run.iteration, confidence=confidence, threshold=threshold, model=model
                 )
             else:

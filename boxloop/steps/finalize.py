@@ -31,7 +31,10 @@ def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
     attr = config.label_attribute
     manifest = run.paths.output(OUTPUT_MANIFEST)
     counts = write_records(
-        manifest, iter_records(run.ledger, attr), attr, max_attempts=config.max_label_attempts
+        manifest,
+        iter_records(run.ledger, attr, trusted=True),
+        attr,
+        max_attempts=config.max_label_attempts,
     ).to_json()
     prices = PriceTable.from_label_prices(
         human_label_usd=config.price_per_human_label_usd,

@@ -15,7 +15,7 @@ from boxloop.core.errors import ConfigError, NothingUsableError
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX
 from boxloop.core.ledger import LedgerCounts, assign_role, sort_lines_by_key
 from boxloop.core.manifests import SOURCE_REF, ValidationReport, validate_manifest, write_json_line
-from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Provenance, Record, record_to_json
+from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Provenance, Record, record_to_line
 from boxloop.steps.run import RunState, iter_records, safe_name
 
 if TYPE_CHECKING:
@@ -115,13 +115,12 @@ def write_sorted(
     def keyed_lines() -> Iterator[tuple[str, str]]:
         for record in records:
             counts.add(record, max_attempts=max_attempts)
-            yield record.id, json.dumps(
-                record_to_json(record, attr), ensure_ascii=False, separators=(",", ":")
-            )
+            yield record.id, record_to_line(record, attr)
 
     with open_for_write(location) as out:
         for _, line in sort_lines_by_key(keyed_lines()):
-            write_json_line(out, json.loads(line))
+            out.write(line)
+            out.write("\n")
     return counts
 
 

@@ -98,7 +98,9 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
             yield from stream
 
     stats = MergeStats()
-    merged = merge_sorted(iter_records(run.ledger, attr), sort_by_id(chained(), attr), stats)
+    merged = merge_sorted(
+        iter_records(run.ledger, attr, trusted=True), sort_by_id(chained(), attr), stats
+    )
     ledger = run.paths.ledger(run.iteration, "merge")
     counts = write_records(ledger, merged, attr, max_attempts=config.max_label_attempts)
     if stats.unknown_ids:

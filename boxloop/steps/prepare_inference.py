@@ -66,7 +66,7 @@ def prepare_inference(
     bucket: str | None = None
     count = 0
     with open_for_write(manifest_uri) as manifest, open_for_write(records_uri) as records:
-        for record in iter_records(run.ledger, attr):
+        for record in iter_records(run.ledger, attr, trusted=True):
             if not _needs_prediction(record):
                 continue
             uri = S3Uri.parse(record.source_ref)

@@ -41,7 +41,7 @@ def _scan(run: RunState, config: LoopConfig) -> _Scan:
     gaps: list[str] = []
     candidates: list[Candidate] = []
     human_training = human_total = 0
-    for record in iter_records(run.ledger, config.label_attribute):
+    for record in iter_records(run.ledger, config.label_attribute, trusted=True):
         role = record.provenance.role
         human_total += record.is_human_labeled
         if record.is_human_labeled and role in ("seed", "pool"):
@@ -126,7 +126,10 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     count = 0
     with open_for_write(manifest) as out:
         picked = iter_records(
-            run.ledger, config.label_attribute, where=lambda obj: obj.get(ID_KEY) in chosen
+            run.ledger,
+            config.label_attribute,
+            where=lambda obj: obj.get(ID_KEY) in chosen,
+            trusted=True,
         )
         for record in picked:
             if record.id not in chosen:

@@ -81,7 +81,7 @@ def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     validation_uri = run.paths.step(run.iteration, "training", "validation.manifest")
     n_train = n_validation = max_boxes = 0
     with open_for_write(train_uri) as train, open_for_write(validation_uri) as validation:
-        for record in iter_records(run.ledger, attr):
+        for record in iter_records(run.ledger, attr, trusted=True):
             if not record.is_human_labeled or record.label is None:
                 continue
             role = record.provenance.role

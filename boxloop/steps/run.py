@@ -18,8 +18,8 @@ from boxloop.aws.s3 import iter_lines, open_for_write, read_text
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.ledger import LedgerCounts
-from boxloop.core.manifests import iter_json_lines, write_json_line
-from boxloop.core.records import Record, record_from_json, record_to_json
+from boxloop.core.manifests import iter_json_lines_with_text
+from boxloop.core.records import Record, record_from_json, record_from_ledger, record_to_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -156,22 +156,37 @@ def load_config(run: RunState) -> LoopConfig:
 
 
 def iter_records(
-    location: str, attr: str, *, where: Callable[[dict[str, Any]], bool] | None = None
+    location: str,
+    attr: str,
+    *,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+    trusted: bool = False,
 ) -> Iterator[Record]:
     """Stream the records of a ledger file; a bad line is an error naming file and line.
 
     ``where`` picks lines by their raw JSON object before they are parsed into records, for a
     pass that needs few of them: parsing a record (its label's boxes above all) is most of the
-    cost of a pass. Skipped lines are not validated; a pass over every line still is.
+    cost of a pass. Skipped lines are not validated; a pass over every line still is, unless
+    ``trusted``.
+
+    ``trusted=True`` is for a ledger version this run wrote (``RunState.ledger``): its lines
+    are parsed with ``record_from_ledger``, which does not re-validate what boxloop validated
+    on the way in, and keeps each line's text so that ``write_records`` copies an unchanged
+    record's line instead of encoding it again. Any other file (an input manifest, a ledger
+    to resume from, a labeling job's output) must be read with the default, which validates
+    every line.
     """
-    for item in iter_json_lines(iter_lines(location), source=location):
+    for item in iter_json_lines_with_text(iter_lines(location), source=location):
         if isinstance(item, ManifestError):
             raise item
-        line_no, obj = item
+        line_no, obj, text = item
         if where is not None and not where(obj):
             continue
         try:
-            yield record_from_json(obj, attr)
+            if trusted:
+                yield record_from_ledger(obj, attr, text=text)
+            else:
+                yield record_from_json(obj, attr)
         except ManifestError as exc:
             raise exc.at(source=location, line=line_no) from None
 
@@ -184,5 +199,6 @@ def write_records(
     with open_for_write(location) as out:
         for record in records:
             counts.add(record, max_attempts=max_attempts)
-            write_json_line(out, record_to_json(record, attr))
+            out.write(record_to_line(record, attr))
+            out.write("\n")
     return counts

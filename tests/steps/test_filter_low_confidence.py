@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from boxloop.core.errors import ManifestError
 from boxloop.core.manifests import record_id
 from boxloop.steps.filter_low_confidence import HISTOGRAM_BINS, filter_low_confidence
 from boxloop.steps.merge_human_labels import merge_human_labels
@@ -337,3 +338,18 @@ def test_filter_low_confidence_counts_a_stalled_iteration_after_a_fruitless_merg
     assert second.stalled == 1
     assert second.decision == "finalize"
     assert "no new labels" in second.stop_reason
+
+
+def test_filter_low_confidence_rejects_an_auto_label_class_outside_the_label_config(
+    tmp_path, scenario, make_config, make_run, ledger_line
+):
+    # GIVEN a confident pool image whose prediction has class 5 (the run has 3 classes)
+    scenario.validation()
+    scenario.add(
+        ledger_line(_ref("pool-odd")), _prediction("pool-odd", 0.99, [[5, 0.99, 1, 1, 9, 9]])
+    )
+    config = make_config(min_validation=20, target_value=0.6, confidence_level=0.9)
+    run = make_run(scenario.lines, config)
+    # WHEN / THEN the filter refuses to write that auto-label, naming the image and the file
+    with pytest.raises(ManifestError, match=r"predictions\.jsonl: kept\[0\] image .*: class 5"):
+        filter_low_confidence(run, config, scenario.inference(tmp_path))

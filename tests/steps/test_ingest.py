@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from boxloop.core.errors import ConfigError, NothingUsableError
+from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
 from boxloop.core.ledger import assign_role
 from boxloop.core.manifests import record_id
 from boxloop.steps.ingest import IngestRequest, ingest
@@ -161,6 +161,18 @@ def test_ingest_copies_every_label_when_resuming_from_a_ledger(
     assert read_jsonl(run.ledger) == read_jsonl(earlier.ledger)
     assert (run.counts["human"], run.counts["auto"], run.counts["unlabeled"]) == (1, 1, 1)
     assert run.ledger.startswith(str(tmp_path / "run2"))
+
+
+def test_ingest_validates_a_ledger_it_resumes_from(tmp_path, make_config, gt_fields):
+    # GIVEN a ledger from elsewhere whose second line has a box outside its image
+    lines = [
+        {"source-ref": "s3://imgs/a.jpg"},
+        {"source-ref": "s3://imgs/b.jpg", **gt_fields((64, 48), [(0, 60, 0, 10, 10)])},
+    ]
+    ledger = _write_manifest(tmp_path / "old.jsonl", [json.dumps(line) for line in lines])
+    # WHEN / THEN resuming from it fails, naming the line and the box: it is not trusted
+    with pytest.raises(ManifestError, match=r"old\.jsonl:2: boxes\.annotations\[0\]"):
+        ingest(_request(tmp_path, ledger=ledger), make_config())
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,13 @@ def _parse_class_map(metadata: dict[str, Any], path: str) -> dict[int, str]:
     return class_map
 
 
+def _xywh_box(
+    left: float, top: float, width: float, height: float, class_id: int, score: float | None
+) -> Box:
+    """The pixel box of an annotation: one construction for both parsers, so they agree."""
+    return Box.from_xyxy(xywh_to_xyxy((left, top, width, height)), class_id, score)
+
+
 def _parse_box(
     ann: Any,
     path: str,
@@ -151,7 +158,7 @@ def _parse_box(
             field=f"{path}.class_id",
             hint="add the class to the label config",
         )
-    box = Box.from_xyxy(xywh_to_xyxy((left, top, width, height)), class_id, score)
+    box = _xywh_box(left, top, width, height, class_id, score)
     if not is_inside(box, image_wh):
         raise ManifestError(
             f"box left={left} top={top} width={width} height={height} lies outside the "
@@ -220,6 +227,48 @@ def record_to_label(record: Mapping[str, Any], attr: str, *, image_id: str) -> L
         detections=Detections(image_id=image_id, image_wh=image_wh, boxes=boxes),
         confidences=tuple(confidences),
         class_map=class_map,
+        human_annotated=is_human,
+        job_name=str(metadata.get("job-name", "")),
+        creation_date=str(metadata.get("creation-date", "")),
+    )
+
+
+def trusted_record_to_label(record: Mapping[str, Any], attr: str, *, image_id: str) -> Label | None:
+    """Like ``record_to_label`` for a line that boxloop itself wrote, without the format checks.
+
+    Only for boxloop's own files (a run's ledger versions and its sort spills), never for input
+    from users, labeling jobs or models: those lines were written from a ``Label`` that passed
+    ``record_to_label`` (or was built by boxloop) and ``label_to_fields``, so every check here
+    would pass again, and re-checking every box of every labeled line was most of the cost of a
+    ledger pass. ``Box``, ``Detections`` and ``Label`` still enforce their own invariants.
+
+    Raises:
+        KeyError, IndexError, TypeError, ValueError: when the line is not in the layout
+            ``label_to_fields`` writes; the caller turns them into a ``ManifestError``.
+    """
+    if attr not in record:
+        return None
+    label, metadata = record[attr], record[attr + METADATA_SUFFIX]
+    size = label["image_size"][0]
+    confidences = tuple(float(obj["confidence"]) for obj in metadata["objects"])
+    is_human = metadata["human-annotated"] == "yes"
+    boxes = tuple(
+        _xywh_box(
+            ann["left"],
+            ann["top"],
+            ann["width"],
+            ann["height"],
+            ann["class_id"],
+            None if is_human else confidence,
+        )
+        for ann, confidence in zip(label["annotations"], confidences, strict=True)
+    )
+    return Label(
+        detections=Detections(
+            image_id=image_id, image_wh=(size["width"], size["height"]), boxes=boxes
+        ),
+        confidences=confidences,
+        class_map={int(k): v for k, v in metadata["class-map"].items()},
         human_annotated=is_human,
         job_name=str(metadata.get("job-name", "")),
         creation_date=str(metadata.get("creation-date", "")),
