@@ -6,6 +6,16 @@ Picking the best prefix of a small validation set is optimistic (the prototype a
 images at 64-73 % real accuracy against a 95 % target on 12-24 images, see
 research/local-detector.md §5), so by default the target must be met by a one-sided lower
 confidence bound, and no threshold is returned below a minimum number of images.
+
+The validation set is a random sample, but the pool is not: every round auto-labels the
+pool's confident images and sends its doubtful ones to humans, so later rounds see a pool
+whose confidences crowd just above any threshold. Validation images above ``theta`` are
+mostly far above it and right; the pool images above it are mostly near it and right less
+often (measured on the demo: 90 % on validation, 80 % on the images accepted in round 3).
+Given the pool's confidences, the threshold must therefore also reach the target in
+expectation over the pool images it would accept, each weighted by the accuracy that
+validation images of its confidence have (an isotonic fit, accuracy non-decreasing in
+confidence).
 """
 
 from __future__ import annotations
@@ -124,6 +134,9 @@ class Calibration:
         target: The accuracy the threshold had to reach.
         curve: ``(threshold, accuracy, coverage)`` from the highest threshold down, one
             point per distinct confidence, thinned to about ``max_curve_points``.
+        pool_expected_accuracy: Expected accuracy of the pool images the threshold accepts,
+            when the pool was given (``None`` otherwise, or when it accepts none).
+        n_pool_accepted: Pool images at or above the threshold (``None`` without a pool).
     """
 
     threshold: float | None
@@ -135,6 +148,8 @@ class Calibration:
     metric: Metric
     target: float
     curve: tuple[CurvePoint, ...]
+    pool_expected_accuracy: float | None = None
+    n_pool_accepted: int | None = None
 
 
 def image_score(
@@ -203,6 +218,8 @@ def mean_lower_bound(mean: float, variance: float, n: int, z: float) -> float:
 def calibrate_threshold(
     validation: Iterable[tuple[float, Detections, Detections]],
     config: CalibrationConfig | None = None,
+    *,
+    pool: Iterable[float] | None = None,
 ) -> Calibration:
     """Pick the lowest confidence threshold whose accepted validation images meet the target.
 
@@ -210,6 +227,8 @@ def calibrate_threshold(
         validation: ``(confidence, predicted kept boxes, reference boxes)`` per validation
             image, streamed; only ``(confidence, score)`` pairs are held (16 bytes-ish each).
         config: Metric, target, bound and minimum sizes; the defaults when ``None``.
+        pool: Confidences of the images the threshold will be applied to (see
+            :func:`calibrate_scores`).
 
     Returns:
         The calibration; see :func:`calibrate_scores`.
@@ -223,11 +242,38 @@ def calibrate_threshold(
         (confidence, image_score(predicted, reference, config.metric, match_iou=config.match_iou))
         for confidence, predicted, reference in validation
     )
-    return calibrate_scores(scored, config)
+    return calibrate_scores(scored, config, pool=pool)
+
+
+def isotonic_accuracy(groups: list[tuple[float, int, float]]) -> list[float]:
+    """Accuracy per confidence group, fitted non-decreasing in confidence.
+
+    Pool adjacent violators, weighted by group size: a less confident group that did better
+    than a more confident one is noise on a few images, so the two share their mean.
+
+    Args:
+        groups: ``(confidence, images, sum of scores)`` per distinct confidence, highest first.
+
+    Returns:
+        The fitted accuracy per group, in the same order.
+    """
+    blocks: list[list[float]] = []  # [sum, images, groups merged], lowest confidence first
+    for _, count, total in reversed(groups):
+        blocks.append([total, count, 1])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] > blocks[-1][0] * blocks[-2][1]:
+            total_, count_, merged = blocks.pop()
+            blocks[-1][0] += total_
+            blocks[-1][1] += count_
+            blocks[-1][2] += merged
+    fitted = [block[0] / block[1] for block in blocks for _ in range(int(block[2]))]
+    return fitted[::-1]
 
 
 def calibrate_scores(
-    scored: Iterable[tuple[float, float]], config: CalibrationConfig | None = None
+    scored: Iterable[tuple[float, float]],
+    config: CalibrationConfig | None = None,
+    *,
+    pool: Iterable[float] | None = None,
 ) -> Calibration:
     """:func:`calibrate_threshold` on precomputed ``(confidence, per-image score)`` pairs.
 
@@ -241,9 +287,17 @@ def calibrate_scores(
     The bound is Wilson's for ``exact_match`` (a proportion) and :func:`mean_lower_bound`
     for ``mean_iou``.
 
+    With ``pool``, a threshold must also reach the target (as a plain mean) on the pool: the
+    mean over the pool confidences at or above it of :func:`isotonic_accuracy` at each one's
+    confidence (a pool confidence between two validation groups takes the lower group's
+    accuracy; above the highest, the highest's). A threshold that accepts no pool image
+    passes this test trivially. The pool's confidences are held sorted (8 bytes per image).
+
     Args:
         scored: ``(confidence, score)`` pairs, both in ``[0, 1]``.
         config: As for :func:`calibrate_threshold`.
+        pool: Confidences of the unlabeled images the threshold will be applied to, in
+            ``[0, 1]``; ``None`` calibrates on the validation images alone.
 
     Returns:
         The calibration, with the curve for plotting.
@@ -254,11 +308,16 @@ def calibrate_scores(
     config = config or CalibrationConfig()
     pairs = [_checked(confidence, score) for confidence, score in scored]
     pairs.sort(key=lambda pair: (-pair[0], -pair[1]))
+    pool_sorted = None
+    if pool is not None:
+        pool_sorted = sorted((_checked_pool(c) for c in pool), reverse=True)
+    fitted = isotonic_accuracy(_groups(pairs)) if pool_sorted is not None else []
     n_validation = len(pairs)
     target, z = config.resolved_target, config.z
     curve: list[CurvePoint] = []
-    best: tuple[float, float, float | None, int] | None = None
+    best: tuple[float, float, float | None, int, float | None, int | None] | None = None
     count, total, running_mean, m2 = 0, 0.0, 0.0, 0.0
+    group, pool_count, pool_total = 0, 0, 0.0
     for index, (confidence, score) in enumerate(pairs):
         count += 1
         total += score  # exact for 0/1 scores, so "45 of 50 >= 0.9" holds exactly
@@ -277,8 +336,24 @@ def calibrate_scores(
                 else mean_lower_bound(mean, m2 / (count - 1) if count > 1 else 0.0, count, z)
             )
         reaches = (bound if bound is not None else mean) >= target
+        pool_mean = None
+        if pool_sorted is not None:
+            newly = pool_count
+            while pool_count < len(pool_sorted) and pool_sorted[pool_count] >= confidence:
+                pool_count += 1
+            pool_total += (pool_count - newly) * fitted[group]  # one product: no drift
+            pool_mean = pool_total / pool_count if pool_count else None
+            reaches = reaches and (pool_mean is None or pool_mean >= target - 1e-12)
+        group += 1
         if count >= config.min_accepted and reaches:
-            best = (confidence, mean, bound, count)
+            best = (
+                confidence,
+                mean,
+                bound,
+                count,
+                pool_mean,
+                None if pool_sorted is None else pool_count,
+            )
     if n_validation < config.min_validation:
         best = None
     return Calibration(
@@ -291,7 +366,21 @@ def calibrate_scores(
         metric=config.metric,
         target=target,
         curve=_thin(curve, config.max_curve_points),
+        pool_expected_accuracy=best[4] if best else None,
+        n_pool_accepted=(best[5] if best else 0) if pool_sorted is not None else None,
     )
+
+
+def _groups(pairs: list[tuple[float, float]]) -> list[tuple[float, int, float]]:
+    """``(confidence, images, sum of scores)`` per distinct confidence of sorted pairs."""
+    groups: list[tuple[float, int, float]] = []
+    for confidence, score in pairs:
+        if groups and groups[-1][0] == confidence:
+            _, count, total = groups[-1]
+            groups[-1] = (confidence, count + 1, total + score)
+        else:
+            groups.append((confidence, 1, score))
+    return groups
 
 
 def _checked(confidence: float, score: float) -> tuple[float, float]:
@@ -299,6 +388,12 @@ def _checked(confidence: float, score: float) -> tuple[float, float]:
         if not _in_range(value, 0.0, 1.0):
             raise ValueError(f"validation {name} must be a number in [0, 1], got {value!r}")
     return (float(confidence), float(score))
+
+
+def _checked_pool(confidence: float) -> float:
+    if not _in_range(confidence, 0.0, 1.0):
+        raise ValueError(f"pool confidence must be a number in [0, 1], got {confidence!r}")
+    return float(confidence)
 
 
 def _thin(curve: list[CurvePoint], max_points: int) -> tuple[CurvePoint, ...]:

@@ -70,6 +70,9 @@ class LoopConfig:
     # for comparisons in benchmarks; calibration is the default because a fixed cut has no
     # accuracy guarantee.
     fixed_threshold: float | None = None
+    # Calibrate for the pool images a threshold would accept, not only for validation (see
+    # boxloop.core.calibration): later rounds' pools crowd just above any threshold.
+    calibrate_on_pool: bool = True
     aggregator: Aggregator = "ambiguity"
     score_floor: float = 0.05
     keep_threshold: float = 0.5
@@ -195,6 +198,10 @@ def _range_problems(config: LoopConfig) -> list[str]:
         )
     if config.fixed_threshold is not None and not 0 <= config.fixed_threshold <= 1:
         problems.append(f"fixed_threshold must be in [0, 1] or null, got {config.fixed_threshold}")
+    if not isinstance(config.calibrate_on_pool, bool):
+        problems.append(
+            f"calibrate_on_pool must be true or false, got {config.calibrate_on_pool!r}"
+        )
     if config.validation_fraction + config.test_fraction >= 1:
         problems.append("validation_fraction + test_fraction must leave images for the pool")
     if config.keep_threshold < config.score_floor:

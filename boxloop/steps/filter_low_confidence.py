@@ -9,6 +9,7 @@ Then the stop rules decide whether the loop goes on.
 from __future__ import annotations
 
 import json
+from array import array
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +34,24 @@ if TYPE_CHECKING:
 HISTOGRAM_BINS = 20
 
 
-def _is_validation(obj: dict[str, Any]) -> bool:
-    """A raw ledger line's role is validation (role defaults to pool when left out)."""
+def _role(obj: dict[str, Any]) -> Any:
+    """A raw ledger line's role (pool when left out)."""
     provenance = obj.get(PROVENANCE_KEY)
-    return isinstance(provenance, dict) and provenance.get("role") == "validation"
+    return provenance.get("role", "pool") if isinstance(provenance, dict) else "pool"
+
+
+def _is_validation(obj: dict[str, Any]) -> bool:
+    """A raw ledger line's role is validation."""
+    return _role(obj) == "validation"
+
+
+def _can_be_auto_labeled(record: Record, prediction: dict[str, Any]) -> bool:
+    """An unlabeled seed or pool image with a prediction: what a threshold may auto-label."""
+    return (
+        not record.is_labeled
+        and not prediction.get("missing")
+        and record.provenance.role in ("seed", "pool")
+    )
 
 
 def _joined(
@@ -88,11 +103,24 @@ def calibration_config(config: LoopConfig) -> CalibrationConfig:
 def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
     """Calibrate the threshold on this iteration's predictions for human-labeled validation.
 
-    Only validation lines are parsed into records here; the second pass parses (and so
-    validates) every line.
+    With ``calibrate_on_pool`` the confidences of the images the threshold may auto-label are
+    collected in the same pass (8 bytes each) so the threshold holds for them too. Only the
+    lines needed are parsed here; the second pass parses every line.
     """
+    attr = config.label_attribute
+    pool = array("d") if config.calibrate_on_pool else None
+
+    def needed(obj: dict[str, Any]) -> bool:
+        role = _role(obj)
+        return role == "validation" or (
+            pool is not None and role in ("seed", "pool") and attr not in obj
+        )
+
     pairs = []
-    for record, prediction in _joined(run, config, predictions_uri, where=_is_validation):
+    for record, prediction in _joined(run, config, predictions_uri, where=needed):
+        if pool is not None and prediction is not None and _can_be_auto_labeled(record, prediction):
+            pool.append(float(prediction["confidence"]))
+            continue
         if (
             record.provenance.role != "validation"
             or not record.is_human_labeled
@@ -104,7 +132,7 @@ def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) ->
         predicted = predicted_detections(prediction)
         score = image_score(predicted, record.label.detections, config.target_metric)
         pairs.append((float(prediction["confidence"]), score))
-    return calibrate_scores(pairs, calibration_config(config))
+    return calibrate_scores(pairs, calibration_config(config), pool=pool)
 
 
 def _auto_label(
@@ -189,12 +217,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     def updated() -> Iterator[Record]:
         nonlocal auto
         for record, prediction in _joined(run, config, predictions_uri):
-            if (
-                record.is_labeled
-                or prediction is None
-                or prediction.get("missing")
-                or record.provenance.role not in ("seed", "pool")
-            ):
+            if prediction is None or not _can_be_auto_labeled(record, prediction):
                 yield record
                 continue
             confidence = float(prediction["confidence"])
@@ -237,6 +260,8 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "coverage": calibration.coverage,
             "n_validation": calibration.n_validation,
             "n_accepted": calibration.n_accepted,
+            "pool_expected_accuracy": calibration.pool_expected_accuracy,
+            "n_pool_accepted": calibration.n_pool_accepted,
             "curve": [list(point) for point in calibration.curve],
         },
         "confidence_histogram": histogram,

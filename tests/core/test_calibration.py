@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -16,6 +17,7 @@ from boxloop.core.calibration import (
     calibrate_scores,
     calibrate_threshold,
     image_score,
+    isotonic_accuracy,
     mean_lower_bound,
     wilson_lower_bound,
 )
@@ -380,3 +382,74 @@ def test_calibrate_scores_matches_brute_force(
     result = calibrate_scores(data, config)
     assert (result.threshold, result.n_accepted) == expected
     assert result.n_validation == len(data)
+
+
+def test_isotonic_accuracy_pools_adjacent_violators() -> None:
+    # groups highest confidence first: 0.9 -> 1/2 right, 0.8 -> 2/2, 0.5 -> 0/1, 0.4 -> 1/1
+    groups = [(0.9, 2, 1.0), (0.8, 2, 2.0), (0.5, 1, 0.0), (0.4, 1, 1.0)]
+    # ascending: 1.0 (0.4) > 0.0 (0.5) merge -> 0.5 x2; then 1.0 (0.8) ok; 0.5 (0.9) < 1.0
+    # merge -> 0.75 x2
+    assert isotonic_accuracy(groups) == [0.75, 0.75, 0.5, 0.5]
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 1.0), st.integers(1, 5), st.floats(0.0, 1.0)),
+        max_size=30,
+        unique_by=lambda g: g[0],
+    )
+)
+def test_isotonic_accuracy_is_monotone_and_keeps_the_total(
+    raw: list[tuple[float, int, float]],
+) -> None:
+    groups = sorted(((c, n, n * share) for c, n, share in raw), reverse=True)
+    fitted = isotonic_accuracy(groups)
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(fitted))
+    total = sum(n * f for (_, n, _), f in zip(groups, fitted, strict=True))
+    assert total == pytest.approx(sum(t for _, _, t in groups))
+
+
+# Ten validation images at confidence 0.9, all right; ten at 0.5, six right.
+SHIFTED_VALIDATION = [(0.9, 1.0)] * 10 + [(0.5, 1.0)] * 6 + [(0.5, 0.0)] * 4
+SHIFT_CONFIG = CalibrationConfig(
+    metric="exact_match", target=0.8, confidence_level=None, min_accepted=5, min_validation=10
+)
+
+
+def test_calibrate_scores_without_pool_accepts_the_validation_mean() -> None:
+    result = calibrate_scores(SHIFTED_VALIDATION, SHIFT_CONFIG)
+    assert result.threshold == 0.5  # 16 of 20 right = 0.8
+    assert result.pool_expected_accuracy is None
+    assert result.n_pool_accepted is None
+
+
+def test_calibrate_scores_rejects_a_threshold_whose_pool_images_sit_at_its_edge() -> None:
+    # GIVEN a later round's pool: its images crowd just above 0.5, where validation is 60% right
+    pool = [0.55] * 100 + [0.95] * 5
+    # WHEN calibrating with the pool
+    result = calibrate_scores(SHIFTED_VALIDATION, SHIFT_CONFIG, pool=pool)
+    # THEN 0.5 would auto-label 100 images expected 60% right, so the threshold stays at 0.9
+    assert result.threshold == 0.9
+    assert result.n_pool_accepted == 5  # the 0.95 images, valued as the 0.9 group (100%)
+    assert result.pool_expected_accuracy == 1.0
+
+
+def test_calibrate_scores_with_a_pool_like_validation_changes_nothing() -> None:
+    pool = [c for c, _ in SHIFTED_VALIDATION]
+    result = calibrate_scores(SHIFTED_VALIDATION, SHIFT_CONFIG, pool=pool)
+    assert result.threshold == 0.5
+    assert result.n_pool_accepted == 20
+    assert result.pool_expected_accuracy == pytest.approx(0.8)
+
+
+def test_calibrate_scores_pool_below_every_candidate_is_not_accepted() -> None:
+    result = calibrate_scores(SHIFTED_VALIDATION, SHIFT_CONFIG, pool=[0.1, 0.2])
+    assert result.threshold == 0.5
+    assert result.n_pool_accepted == 0
+    assert result.pool_expected_accuracy is None
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_calibrate_scores_names_a_bad_pool_confidence(bad: float) -> None:
+    with pytest.raises(ValueError, match="pool confidence"):
+        calibrate_scores(SHIFTED_VALIDATION, SHIFT_CONFIG, pool=[0.5, bad])

@@ -353,3 +353,56 @@ def test_filter_low_confidence_rejects_an_auto_label_class_outside_the_label_con
     # WHEN / THEN the filter refuses to write that auto-label, naming the image and the file
     with pytest.raises(ManifestError, match=r"predictions\.jsonl: kept\[0\] image .*: class 5"):
         filter_low_confidence(run, config, scenario.inference(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("calibrate_on_pool", "threshold", "auto"), [(True, 0.9, 0), (False, 0.5, 10)]
+)
+def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
+    tmp_path,
+    scenario,
+    make_config,
+    make_run,
+    gt_fields,
+    ledger_line,
+    read_jsonl,
+    calibrate_on_pool,
+    threshold,
+    auto,
+):
+    # GIVEN validation right at 0.9 and 60% right at 0.5 (26 of 30 right at or above 0.5),
+    scenario.validation(n_good=20, n_bad=0)
+    for i in range(10):
+        right = i < 6
+        name = f"val-mid-{i}"
+        box = (0, 100, 100, 100, 100) if right else (1, 300, 300, 100, 100)
+        scenario.add(
+            ledger_line(_ref(name), label=gt_fields(tuple(WH), [box]), role="validation"),
+            _prediction(name, 0.5, [[0, 0.95, 100, 100, 200, 200]]),
+        )
+    # AND a later round's pool whose images all sit just above 0.5
+    for i in range(10):
+        scenario.pool(f"pool-edge-{i}", 0.55)
+    config = make_config(
+        target_metric="exact_match",
+        target_value=0.8,
+        confidence_level=None,
+        min_validation=20,
+        min_accepted=5,
+        calibrate_on_pool=calibrate_on_pool,
+    )
+    run = make_run(scenario.lines, config, iteration=2)
+
+    # WHEN the filter runs
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+
+    # THEN validation alone would accept 0.5, but the pool images there are expected 60% right,
+    # so pool-aware calibration keeps the threshold at 0.9 and auto-labels none of them
+    calibration = _report(after)["calibration"]
+    assert calibration["threshold"] == threshold
+    assert after.counts["auto"] == auto
+    if calibrate_on_pool:
+        assert calibration["n_pool_accepted"] == 0
+        assert calibration["pool_expected_accuracy"] is None
+    else:
+        assert calibration["n_pool_accepted"] is None
