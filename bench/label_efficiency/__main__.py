@@ -1,31 +1,48 @@
-"""Run the label-efficiency benchmark: ``python -m bench.label_efficiency --help``."""
+"""Run the label-efficiency benchmark: ``python -m bench.label_efficiency --help``.
+
+Every (configuration, seed) pair is one ``boxloop demo`` run on that seed's generated dataset.
+Finished rows are kept in the results file and skipped on the next call, so the hours this
+takes on 2 cores can be spread over several sittings; ``--report-only`` redraws the doc block
+and the plot from the results alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import multiprocessing
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from bench.label_efficiency.configs import CONFIGS, overrides_for
+from bench.label_efficiency.report import plot_curves, render, summarize, update_doc
+from bench.scale.report import machine
 from boxloop.local.demo import DemoSettings, run_demo
 from boxloop.local.runners import DetectorSettings
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
-def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+
+def run_one(name: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
     """One configuration on one seed's dataset; the figures the table needs."""
-    out = Path(args.work) / name.replace("/", "_") / f"seed-{seed}"
-    settings = DemoSettings(
-        n_images=args.images,
+    out = Path(settings["work"]) / name.replace("/", "_") / f"seed-{seed}"
+    demo = DemoSettings(
+        n_images=settings["images"],
         seed=seed,
-        difficulty=args.difficulty,
-        detector=DetectorSettings(image_steps=args.image_steps, seed=seed),
-        overrides={**overrides_for(name), "seed": seed, "max_iterations": args.max_iterations},
+        difficulty=settings["difficulty"],
+        detector=DetectorSettings(image_steps=settings["image_steps"], seed=seed),
+        overrides={
+            **overrides_for(name),
+            "seed": seed,
+            "max_iterations": settings["max_iterations"],
+        },
     )
     start = time.monotonic()
-    result = run_demo(out, settings)
+    result = run_demo(out, demo)
     wall_s = time.monotonic() - start
     report, evaluation = result.report, result.reference_eval or {}
     counts = report["counts"]
@@ -35,6 +52,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "seed": seed,
         "images": counts["total"],
         "wall_s": round(wall_s, 1),
+        "cpus": len(os.sched_getaffinity(0)),
         "iterations": report["iterations"],
         "stop_reason": report["stop_reason"],
         "human_labels": counts["human"],
@@ -58,53 +76,78 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Mean and spread (population std) per configuration over seeds."""
-    keys = (
-        "human_labels",
-        "auto_share",
-        "auto_exact_match",
-        "auto_mean_iou",
-        "dataset_exact_match",
-        "cost_usd",
-        "all_human_usd",
-        "wall_s",
-    )
-    summary: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r["config"] for r in rows):
-        mine = [r for r in rows if r["config"] == name]
-        summary[name] = {"seeds": len(mine)}
-        for key in keys:
-            values = [r[key] for r in mine if r[key] is not None]
-            summary[name][key] = {
-                "mean": statistics.fmean(values) if values else None,
-                "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-            }
-    return summary
+def _pin_worker(cpu_queue: Any) -> None:
+    """Give each worker process its own cores, so the detector's torch threads don't fight."""
+    os.sched_setaffinity(0, cpu_queue.get())
+
+
+def _cpu_sets(jobs: int) -> list[set[int]]:
+    cpus = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cpus) // jobs)
+    return [set(cpus[i * share : (i + 1) * share] or cpus) for i in range(jobs)]
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8")).get("rows", []))
+
+
+def _save(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    rows = sorted(rows, key=lambda r: (list(CONFIGS).index(r["config"]), r["seed"]))
+    document = {"settings": settings, "machine": machine(), "rows": rows}
+    document["summary"] = summarize(rows)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every (configuration, seed), write the results JSON as rows finish."""
+    """Run the missing (configuration, seed) pairs, then regenerate the doc block and plot."""
     parser = argparse.ArgumentParser(prog="python -m bench.label_efficiency")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--image-steps", type=int, default=1600)
     parser.add_argument("--difficulty", type=float, default=0.3)
     parser.add_argument("--max-iterations", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, cores split evenly")
     parser.add_argument("--work", default="/tmp/boxloop-bench")
-    parser.add_argument("--out", default="bench/label_efficiency/results.json")
+    parser.add_argument("--out", type=Path, default=Path("bench/label_efficiency/results.json"))
+    parser.add_argument("--doc", default=str(REPO_ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--plot", default=str(REPO_ROOT / "docs" / "img" / "label_efficiency.png"))
+    parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
     args = parser.parse_args(argv)
-    rows: list[dict[str, Any]] = []
-    for seed in args.seeds:
-        for name in args.configs:
-            rows.append(run_one(name, seed, args))
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-            Path(args.out).write_text(
-                json.dumps(
-                    {"settings": vars(args), "rows": rows, "summary": summarize(rows)}, indent=2
-                )
-            )
+    settings = {
+        k: vars(args)[k]
+        for k in ("images", "image_steps", "difficulty", "max_iterations", "work", "jobs")
+    }
+    rows = _load(args.out)
+    same = [r for r in rows if r["images"] == args.images]
+    if len(same) != len(rows):
+        print(f"dropping {len(rows) - len(same)} rows of another dataset size", file=sys.stderr)
+    rows = same
+    done = {(r["config"], r["seed"]) for r in rows}
+    todo = [(c, s) for s in args.seeds for c in args.configs if (c, s) not in done]
+    if todo and not args.report_only:
+        context = multiprocessing.get_context("spawn")
+        cpu_queue = context.Queue()
+        for cpus in _cpu_sets(args.jobs):
+            cpu_queue.put(cpus)
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=context, initializer=_pin_worker, initargs=(cpu_queue,)
+        ) as pool:
+            futures = {pool.submit(run_one, c, s, settings): (c, s) for c, s in todo}
+            for future in as_completed(futures):
+                row = future.result()
+                rows.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+                _save(args.out, rows, settings)
+    if rows:
+        if not args.report_only:  # a report keeps the settings the rows were run with
+            _save(args.out, rows, settings)
+        if args.plot:
+            plot_curves(rows, Path(args.plot))
+        if args.doc:
+            update_doc(Path(args.doc), render(json.loads(args.out.read_text(encoding="utf-8"))))
     return 0
 
 

@@ -22,11 +22,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "selection_strategy": "random",
     },
     # Ground Truth's rule: the lowest threshold whose validation auto-labels reach an expected
-    # mean IoU of 0.6, no confidence bound.
+    # mean IoU of 0.6, no confidence bound, validation alone (no pool-aware check).
     "ground-truth/mean-iou-0.6": {
         "target_metric": "mean_iou",
         "target_value": 0.6,
         "confidence_level": None,
+        "calibrate_on_pool": False,
     },
 }
 
