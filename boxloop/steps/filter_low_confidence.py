@@ -146,9 +146,9 @@ def _auto_label(
     """The machine label of a pool image from its prediction.
 
     Raises:
-        ManifestError: when the model predicted a class the label config lacks. The ledger is
-            read back without re-validation (``record_from_ledger``), so a bad class id is
-            caught here, before it is written, instead of by the next reader.
+        ManifestError: when the model predicted a class the label config lacks. Such a label
+            must not reach the ledger, which the next steps read without re-validating it
+            (``record_from_ledger``).
     """
     detections = predicted_detections(prediction)
     class_map = config.labels.class_map
