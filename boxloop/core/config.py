@@ -64,6 +64,7 @@ class LoopConfig:
     target_metric: TargetMetric = "mean_iou"
     target_value: float = 0.6
     confidence_level: float | None = 0.9
+    pool_confidence_level: float | None = 0.9
     min_validation: int = 50
     min_accepted: int = 20
     # A fixed image-confidence cut instead of calibration, as the AWS samples use (0.4/0.5):
@@ -192,10 +193,10 @@ def _range_problems(config: LoopConfig) -> list[str]:
             problems.append(f"{name} must be a number, got {value!r}")
         elif not low <= value <= high:
             problems.append(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
-    if config.confidence_level is not None and not 0.5 <= config.confidence_level < 1:
-        problems.append(
-            f"confidence_level must be in [0.5, 1) or null, got {config.confidence_level}"
-        )
+    for name in ("confidence_level", "pool_confidence_level"):
+        level = getattr(config, name)
+        if level is not None and not 0.5 <= level < 1:
+            problems.append(f"{name} must be in [0.5, 1) or null, got {level}")
     if config.fixed_threshold is not None and not 0 <= config.fixed_threshold <= 1:
         problems.append(f"fixed_threshold must be in [0, 1] or null, got {config.fixed_threshold}")
     if not isinstance(config.calibrate_on_pool, bool):

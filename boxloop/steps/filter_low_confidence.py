@@ -95,6 +95,7 @@ def calibration_config(config: LoopConfig) -> CalibrationConfig:
         metric=config.target_metric,
         target=config.target_value,
         confidence_level=config.confidence_level,
+        pool_confidence_level=config.pool_confidence_level,
         min_validation=config.min_validation,
         min_accepted=config.min_accepted,
     )
@@ -261,6 +262,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "n_validation": calibration.n_validation,
             "n_accepted": calibration.n_accepted,
             "pool_expected_accuracy": calibration.pool_expected_accuracy,
+            "pool_lower_bound": calibration.pool_lower_bound,
             "n_pool_accepted": calibration.n_pool_accepted,
             "curve": [list(point) for point in calibration.curve],
         },

@@ -27,8 +27,9 @@ from boxloop.core.errors import ConfigError
 Z90 = statistics.NormalDist().inv_cdf(0.9)
 
 
-def box(xyxy: tuple[float, float, float, float], class_id: int = 0,
-        score: float | None = None) -> Box:
+def box(
+    xyxy: tuple[float, float, float, float], class_id: int = 0, score: float | None = None
+) -> Box:
     return Box.from_xyxy(xyxy, class_id=class_id, score=score)
 
 
@@ -186,9 +187,7 @@ def test_calibrate_scores_picks_lowest_qualifying_threshold() -> None:
 def test_calibrate_scores_lower_bound_accepts_strictly_fewer() -> None:
     # 40 right, then alternating wrong/right for 20, then 40 wrong.
     pairs = ranked([1.0] * 40 + [0.0, 1.0] * 10 + [0.0] * 40)
-    plain = calibrate_scores(
-        pairs, CalibrationConfig(metric="exact_match", target=0.9, **PLAIN)
-    )
+    plain = calibrate_scores(pairs, CalibrationConfig(metric="exact_match", target=0.9, **PLAIN))
     bounded = calibrate_scores(
         pairs, CalibrationConfig(metric="exact_match", target=0.9, confidence_level=0.9)
     )
@@ -295,6 +294,7 @@ def test_calibrate_scores_raises_on_out_of_range(pair: tuple[float, float]) -> N
         ({"confidence_level": 0.3}, "confidence_level must be"),
         # 100 % confidence has an infinite quantile
         ({"confidence_level": 1.0}, "confidence_level must be"),
+        ({"pool_confidence_level": 0.2}, "pool_confidence_level must be"),
         # minimum sizes must be positive ints
         ({"min_accepted": 0}, "min_accepted must be an int >= 1"),
         # a float size
@@ -320,13 +320,12 @@ def test_calibrate_threshold_end_to_end_on_detections() -> None:
     for i in range(60):
         confidence = (60 - i) / 60
         reference = dets(row(i % 5), image_id=f"img{i}")
-        predicted = reference.as_human().with_boxes(
-            [row(i % 5, score=0.9)] if i < 35 else []
-        )
+        predicted = reference.as_human().with_boxes([row(i % 5, score=0.9)] if i < 35 else [])
         validation.append((confidence, predicted, reference))
     result = calibrate_threshold(validation)
-    expected = calibrate_scores([(c, 1.0 if i < 35 else 0.0)
-                                 for i, (c, _, _) in enumerate(validation)])
+    expected = calibrate_scores(
+        [(c, 1.0 if i < 35 else 0.0) for i, (c, _, _) in enumerate(validation)]
+    )
     assert isinstance(result, Calibration)
     assert result == expected
     assert result.threshold is not None
@@ -358,8 +357,10 @@ def _oracle(pairs: list[tuple[float, float]], config: CalibrationConfig) -> tupl
 
 @given(
     data=st.lists(
-        st.tuples(st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9, 1.0]),
-                  st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])),
+        st.tuples(
+            st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9, 1.0]),
+            st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]),
+        ),
         max_size=60,
     ),
     metric=st.sampled_from(["mean_iou", "exact_match"]),
@@ -369,13 +370,22 @@ def _oracle(pairs: list[tuple[float, float]], config: CalibrationConfig) -> tupl
     target=st.sampled_from([0.5, 0.6, 0.8]),
 )
 def test_calibrate_scores_matches_brute_force(
-    data: list[tuple[float, float]], metric: Metric, level: float | None, min_accepted: int,
-    min_validation: int, target: float,
+    data: list[tuple[float, float]],
+    metric: Metric,
+    level: float | None,
+    min_accepted: int,
+    min_validation: int,
+    target: float,
 ) -> None:
     if metric == "exact_match":
         data = [(c, float(s >= 0.5)) for c, s in data]
-    config = CalibrationConfig(metric=metric, target=target, confidence_level=level,
-                               min_accepted=min_accepted, min_validation=min_validation)
+    config = CalibrationConfig(
+        metric=metric,
+        target=target,
+        confidence_level=level,
+        min_accepted=min_accepted,
+        min_validation=min_validation,
+    )
     expected = _oracle(data, config)
     if expected[0] == "borderline":
         return
@@ -389,7 +399,12 @@ def test_isotonic_accuracy_pools_adjacent_violators() -> None:
     groups = [(0.9, 2, 1.0), (0.8, 2, 2.0), (0.5, 1, 0.0), (0.4, 1, 1.0)]
     # ascending: 1.0 (0.4) > 0.0 (0.5) merge -> 0.5 x2; then 1.0 (0.8) ok; 0.5 (0.9) < 1.0
     # merge -> 0.75 x2
-    assert isotonic_accuracy(groups) == [0.75, 0.75, 0.5, 0.5]
+    fitted = isotonic_accuracy(groups)
+    assert [f.accuracy for f in fitted] == [0.75, 0.75, 0.5, 0.5]
+    assert [f.block for f in fitted] == [1, 1, 0, 0]
+    assert [f.block_images for f in fitted] == [4, 4, 2, 2]
+    # Laplace-smoothed (3 + 1) / (4 + 2) = 2/3 -> (2/3)(1/3) / 4
+    assert fitted[0].block_variance == pytest.approx(2 / 3 * 1 / 3 / 4)
 
 
 @given(
@@ -403,7 +418,7 @@ def test_isotonic_accuracy_is_monotone_and_keeps_the_total(
     raw: list[tuple[float, int, float]],
 ) -> None:
     groups = sorted(((c, n, n * share) for c, n, share in raw), reverse=True)
-    fitted = isotonic_accuracy(groups)
+    fitted = [f.accuracy for f in isotonic_accuracy(groups)]
     assert all(a >= b - 1e-12 for a, b in itertools.pairwise(fitted))
     total = sum(n * f for (_, n, _), f in zip(groups, fitted, strict=True))
     assert total == pytest.approx(sum(t for _, _, t in groups))
@@ -412,7 +427,12 @@ def test_isotonic_accuracy_is_monotone_and_keeps_the_total(
 # Ten validation images at confidence 0.9, all right; ten at 0.5, six right.
 SHIFTED_VALIDATION = [(0.9, 1.0)] * 10 + [(0.5, 1.0)] * 6 + [(0.5, 0.0)] * 4
 SHIFT_CONFIG = CalibrationConfig(
-    metric="exact_match", target=0.8, confidence_level=None, min_accepted=5, min_validation=10
+    metric="exact_match",
+    target=0.8,
+    confidence_level=None,
+    pool_confidence_level=None,
+    min_accepted=5,
+    min_validation=10,
 )
 
 
@@ -453,3 +473,39 @@ def test_calibrate_scores_pool_below_every_candidate_is_not_accepted() -> None:
 def test_calibrate_scores_names_a_bad_pool_confidence(bad: float) -> None:
     with pytest.raises(ValueError, match="pool confidence"):
         calibrate_scores(SHIFTED_VALIDATION, SHIFT_CONFIG, pool=[0.5, bad])
+
+
+def test_calibrate_scores_pool_bound_distrusts_many_pool_images_on_few_validation_ones() -> None:
+    # GIVEN validation that is all right at every confidence, but only 3 images at 0.2
+    validation = [(0.9, 1.0)] * 30 + [(0.2, 1.0)] * 3
+    config = CalibrationConfig(
+        metric="exact_match",
+        target=0.8,
+        confidence_level=None,
+        pool_confidence_level=0.9,
+        min_accepted=5,
+        min_validation=10,
+    )
+    # AND a later pool of 200 images at 0.25, all valued by those 3 images
+    pool = [0.25] * 200
+    # WHEN calibrating with and without a confidence level
+    bounded = calibrate_scores(validation, config, pool=pool)
+    plain = calibrate_scores(
+        validation,
+        CalibrationConfig(
+            metric="exact_match",
+            target=0.8,
+            confidence_level=None,
+            pool_confidence_level=None,
+            min_accepted=5,
+            min_validation=10,
+        ),
+        pool=pool,
+    )
+    # THEN the plain mean trusts the 3 perfect images for all 200 pool images
+    assert plain.threshold == 0.2
+    assert plain.pool_expected_accuracy == 1.0
+    assert plain.pool_lower_bound is None
+    # AND the bound does not: (3 + 1) / (3 + 2) = 0.8 smoothed, se = sqrt(0.8 * 0.2 / 3)
+    assert bounded.threshold == 0.9
+    assert bounded.n_pool_accepted == 0

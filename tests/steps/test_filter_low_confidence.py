@@ -387,6 +387,7 @@ def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
         target_metric="exact_match",
         target_value=0.8,
         confidence_level=None,
+        pool_confidence_level=None,
         min_validation=20,
         min_accepted=5,
         calibrate_on_pool=calibrate_on_pool,
