@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -478,30 +479,12 @@ def test_calibrate_scores_names_a_bad_pool_confidence(bad: float) -> None:
 def test_calibrate_scores_pool_bound_distrusts_many_pool_images_on_few_validation_ones() -> None:
     # GIVEN validation that is all right at every confidence, but only 3 images at 0.2
     validation = [(0.9, 1.0)] * 30 + [(0.2, 1.0)] * 3
-    config = CalibrationConfig(
-        metric="exact_match",
-        target=0.8,
-        confidence_level=None,
-        pool_confidence_level=0.9,
-        min_accepted=5,
-        min_validation=10,
-    )
     # AND a later pool of 200 images at 0.25, all valued by those 3 images
     pool = [0.25] * 200
-    # WHEN calibrating with and without a confidence level
-    bounded = calibrate_scores(validation, config, pool=pool)
-    plain = calibrate_scores(
-        validation,
-        CalibrationConfig(
-            metric="exact_match",
-            target=0.8,
-            confidence_level=None,
-            pool_confidence_level=None,
-            min_accepted=5,
-            min_validation=10,
-        ),
-        pool=pool,
-    )
+    # WHEN calibrating with and without a bound on the pool
+    plain = calibrate_scores(validation, SHIFT_CONFIG, pool=pool)
+    bounded_config = dataclasses.replace(SHIFT_CONFIG, pool_confidence_level=0.9)
+    bounded = calibrate_scores(validation, bounded_config, pool=pool)
     # THEN the plain mean trusts the 3 perfect images for all 200 pool images
     assert plain.threshold == 0.2
     assert plain.pool_expected_accuracy == 1.0
