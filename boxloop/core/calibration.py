@@ -342,18 +342,18 @@ def calibrate_scores(
     config = config or CalibrationConfig()
     pairs = [_checked(confidence, score) for confidence, score in scored]
     pairs.sort(key=lambda pair: (-pair[0], -pair[1]))
-    pool_sorted = None
+    tally = None
     if pool is not None:
-        pool_sorted = sorted((_checked_pool(c) for c in pool), reverse=True)
-    fitted = isotonic_accuracy(_groups(pairs)) if pool_sorted is not None else []
+        tally = _PoolTally(
+            sorted((_checked_pool(c) for c in pool), reverse=True),
+            isotonic_accuracy(_groups(pairs)),
+            config.pool_z,
+        )
     n_validation = len(pairs)
-    target, z, pool_z = config.resolved_target, config.z, config.pool_z
+    target, z = config.resolved_target, config.z
     curve: list[CurvePoint] = []
-    best: tuple[float, float, float | None, int, float | None, int | None, float | None] | None
-    best = None
+    best: _Choice | None = None
     count, total, running_mean, m2 = 0, 0.0, 0.0, 0.0
-    group, pool_count, pool_total, pool_square_sum = 0, 0, 0.0, 0.0
-    pool_in_block: dict[int, int] = {}  # isotonic block -> pool images accepted in it
     for index, (confidence, score) in enumerate(pairs):
         count += 1
         total += score  # exact for 0/1 scores, so "45 of 50 >= 0.9" holds exactly
@@ -373,49 +373,82 @@ def calibrate_scores(
             )
         reaches = (bound if bound is not None else mean) >= target
         pool_mean = pool_bound = None
-        if pool_sorted is not None:
-            newly = pool_count
-            while pool_count < len(pool_sorted) and pool_sorted[pool_count] >= confidence:
-                pool_count += 1
-            fit = fitted[group]
-            added = pool_count - newly
-            pool_total += added * fit.accuracy  # one product: no drift
-            in_block = pool_in_block.get(fit.block, 0)
-            pool_square_sum += ((in_block + added) ** 2 - in_block**2) * fit.block_variance
-            pool_in_block[fit.block] = in_block + added
-            if pool_count:
-                pool_mean = pool_total / pool_count
-                if pool_z is not None:
-                    pool_bound = pool_mean - pool_z * math.sqrt(pool_square_sum) / pool_count
+        if tally is not None:
+            pool_mean, pool_bound = tally.accept_next_group(confidence)
             pool_value = pool_bound if pool_bound is not None else pool_mean
             reaches = reaches and (pool_value is None or pool_value >= target - 1e-12)
-        group += 1
         if count >= config.min_accepted and reaches:
-            best = (
-                confidence,
-                mean,
-                bound,
-                count,
-                pool_mean,
-                None if pool_sorted is None else pool_count,
-                pool_bound,
-            )
+            pool_count = None if tally is None else tally.count
+            best = _Choice(confidence, mean, bound, count, pool_mean, pool_bound, pool_count)
     if n_validation < config.min_validation:
         best = None
     return Calibration(
-        threshold=best[0] if best else None,
-        expected_accuracy=best[1] if best else None,
-        lower_bound=best[2] if best else None,
-        coverage=best[3] / n_validation if best else 0.0,
+        threshold=best.threshold if best else None,
+        expected_accuracy=best.mean if best else None,
+        lower_bound=best.bound if best else None,
+        coverage=best.count / n_validation if best else 0.0,
         n_validation=n_validation,
-        n_accepted=best[3] if best else 0,
+        n_accepted=best.count if best else 0,
         metric=config.metric,
         target=target,
         curve=_thin(curve, config.max_curve_points),
-        pool_expected_accuracy=best[4] if best else None,
-        pool_lower_bound=best[6] if best else None,
-        n_pool_accepted=(best[5] if best else 0) if pool_sorted is not None else None,
+        pool_expected_accuracy=best.pool_mean if best else None,
+        pool_lower_bound=best.pool_bound if best else None,
+        n_pool_accepted=None if tally is None else (best.pool_count if best else 0),
     )
+
+
+class _Choice(NamedTuple):
+    """A qualifying threshold and what it delivers (the lowest one wins)."""
+
+    threshold: float
+    mean: float
+    bound: float | None
+    count: int
+    pool_mean: float | None
+    pool_bound: float | None
+    pool_count: int | None
+
+
+class _PoolTally:
+    """The pool images accepted as the threshold walks down the validation groups.
+
+    Each pool image is valued by the isotonic accuracy of the validation group just at or
+    below its confidence; the bound's variance is ``sum over blocks of (pool images in the
+    block)^2 * block variance``, divided by the accepted count squared.
+    """
+
+    def __init__(self, descending: list[float], fitted: list[FittedGroup], z: float | None):
+        self._confidences, self._fitted, self._z = descending, fitted, z
+        self._group = 0
+        self.count = 0
+        self._total = 0.0
+        self._square_sum = 0.0
+        self._in_block: dict[int, int] = {}
+
+    def accept_next_group(self, confidence: float) -> tuple[float | None, float | None]:
+        """Accept the pool images down to the next validation group's ``confidence``.
+
+        Returns:
+            The expected accuracy of every pool image accepted so far and its lower bound
+            (``None`` without a level); both ``None`` while no pool image is accepted.
+        """
+        before = self.count
+        while self.count < len(self._confidences) and self._confidences[self.count] >= confidence:
+            self.count += 1
+        fit = self._fitted[self._group]
+        self._group += 1
+        added = self.count - before
+        self._total += added * fit.accuracy  # one product per group: no float drift
+        in_block = self._in_block.get(fit.block, 0)
+        self._square_sum += ((in_block + added) ** 2 - in_block**2) * fit.block_variance
+        self._in_block[fit.block] = in_block + added
+        if not self.count:
+            return None, None
+        mean = self._total / self.count
+        if self._z is None:
+            return mean, None
+        return mean, mean - self._z * math.sqrt(self._square_sum) / self.count
 
 
 def _groups(pairs: list[tuple[float, float]]) -> list[tuple[float, int, float]]:
