@@ -81,6 +81,9 @@ class LoopConfig:
     quality_gate_metric: str = "validation:mAP"
     # Stop rules.
     max_iterations: int = 10
+    # The last iteration sends every image still open to humans instead of one batch, so the
+    # run ends with every image labeled (the human label budget still caps it).
+    finish_with_humans: bool = False
     human_label_budget: int | None = None
     cost_cap_usd: float | None = None
     patience: int = 2
@@ -199,10 +202,9 @@ def _range_problems(config: LoopConfig) -> list[str]:
             problems.append(f"{name} must be in [0.5, 1) or null, got {level}")
     if config.fixed_threshold is not None and not 0 <= config.fixed_threshold <= 1:
         problems.append(f"fixed_threshold must be in [0, 1] or null, got {config.fixed_threshold}")
-    if not isinstance(config.calibrate_on_pool, bool):
-        problems.append(
-            f"calibrate_on_pool must be true or false, got {config.calibrate_on_pool!r}"
-        )
+    for name in ("calibrate_on_pool", "finish_with_humans"):
+        if not isinstance(getattr(config, name), bool):
+            problems.append(f"{name} must be true or false, got {getattr(config, name)!r}")
     if config.validation_fraction + config.test_fraction >= 1:
         problems.append("validation_fraction + test_fraction must leave images for the pool")
     if config.keep_threshold < config.score_floor:

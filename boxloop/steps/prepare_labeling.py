@@ -72,11 +72,10 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
     chosen: dict[str, dict[str, Any]] = {}
     for rid in scan.validation_gaps[:budget]:
         chosen[rid] = {}
-    room = (
-        config.batch_size
-        if budget is None
-        else max(0, min(config.batch_size, budget - len(chosen)))
-    )
+    batch = config.batch_size
+    if config.finish_with_humans and run.iteration >= config.max_iterations - 1:
+        batch = len(scan.candidates)  # the last iteration: everything still open
+    room = batch if budget is None else max(0, min(batch, budget - len(chosen)))
     if room == 0 or not scan.candidates:
         return chosen
     seed_missing = config.seed_size - scan.human_training

@@ -226,3 +226,21 @@ def test_prepare_labeling_ranks_closest_to_threshold(
     run = make_run(later_ledger, config, iteration=1, model={"name": "m", "threshold": threshold})
     chosen = _chosen(read_jsonl, prepare_labeling(run, config))
     assert set(chosen) == {record_id(_ref(f"pool-{i}")) for i in expected}
+
+
+@pytest.mark.parametrize(
+    ("finish_with_humans", "iteration", "expected_count"),
+    [
+        (True, 2, 10),  # the last iteration (max_iterations 3): every open pool image
+        (True, 1, 3),  # an earlier one: one batch
+        (False, 2, 3),  # off: one batch even at the end
+    ],
+)
+def test_prepare_labeling_finishes_with_humans_on_the_last_iteration(
+    make_config, make_run, later_ledger, finish_with_humans, iteration, expected_count
+):
+    config = make_config(
+        seed_size=4, batch_size=3, max_iterations=3, finish_with_humans=finish_with_humans
+    )
+    run = make_run(later_ledger, config, iteration=iteration)
+    assert prepare_labeling(run, config)["count"] == expected_count
