@@ -145,8 +145,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_data_options(parser: argparse.ArgumentParser, images: int) -> None:
-    parser.add_argument("--images", type=int, default=images, help="number of images")
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    from boxloop.local.defaults import DEMO_IMAGES
+
+    parser.add_argument(
+        "--images", type=int, default=DEMO_IMAGES, help="number of images (default: %(default)s)"
+    )
     parser.add_argument("--classes", type=int, default=3, help="number of object classes (1-8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--difficulty", type=float, default=0.3, help="0 (easy) .. 1 (hard)")
@@ -171,7 +175,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per job."""
     parser = argparse.ArgumentParser(
-        prog="boxloop", description="Active-learning bounding-box labeling, on AWS or offline.")
+        prog="boxloop", description="Active-learning bounding-box labeling, on AWS or offline."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     validate = sub.add_parser(
@@ -194,12 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_data = sub.add_parser("demo-data", help="generate a labeled demo detection dataset")
     demo_data.add_argument("out", help="output folder")
-    _add_data_options(demo_data, 400)
+    _add_data_options(demo_data)
     demo_data.set_defaults(func=_cmd_demo_data)
 
     demo = sub.add_parser("demo", help="generate demo data and run the whole loop offline")
     demo.add_argument("--out", default="boxloop-demo", help="output folder (default: %(default)s)")
-    _add_data_options(demo, 400)
+    _add_data_options(demo)
     _add_run_options(demo)
     demo.set_defaults(func=_cmd_demo)
 

@@ -12,6 +12,7 @@ from boxloop.core.formats.groundtruth import Label, label_to_fields
 from boxloop.core.labels import LabelConfig
 from boxloop.core.manifests import write_json_line
 from boxloop.local.app import LocalRunRequest, LocalRunResult, read_manifest_lines, run_local
+from boxloop.local.defaults import DEMO_IMAGE_STEPS, DEMO_IMAGES
 from boxloop.local.runners import DetectorSettings
 from boxloop.local.workforce import SimulatedWorkforce, ground_truth_now
 
@@ -58,11 +59,13 @@ DEMO_OVERRIDES: dict[str, Any] = {
 class DemoSettings:
     """Size and budget of the demo: defaults finish within ~10 minutes on 2 CPU cores."""
 
-    n_images: int = 1000
+    n_images: int = DEMO_IMAGES
     n_classes: int = 3
     seed: int = 0
     difficulty: float = 0.3
-    detector: DetectorSettings = field(default_factory=lambda: DetectorSettings(image_steps=1280))
+    detector: DetectorSettings = field(
+        default_factory=lambda: DetectorSettings(image_steps=DEMO_IMAGE_STEPS)
+    )
     overrides: dict[str, Any] = field(default_factory=lambda: dict(DEMO_OVERRIDES))
 
 
