@@ -13,72 +13,16 @@ import json
 import multiprocessing
 import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from bench.label_efficiency.configs import CONFIGS, overrides_for
+from bench.label_efficiency.configs import CONFIGS
 from bench.label_efficiency.report import plot_curves, render, summarize, update_doc
+from bench.label_efficiency.runner import pin_worker, run_one
 from bench.scale.report import machine
-from boxloop.local.demo import DemoSettings, run_demo
-from boxloop.local.runners import DetectorSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_one(name: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
-    """One configuration on one seed's dataset; the figures the table needs."""
-    out = Path(settings["work"]) / name.replace("/", "_") / f"seed-{seed}"
-    demo = DemoSettings(
-        n_images=settings["images"],
-        seed=seed,
-        difficulty=settings["difficulty"],
-        detector=DetectorSettings(image_steps=settings["image_steps"], seed=seed),
-        overrides={
-            **overrides_for(name),
-            "seed": seed,
-            "max_iterations": settings["max_iterations"],
-        },
-    )
-    start = time.monotonic()
-    result = run_demo(out, demo)
-    wall_s = time.monotonic() - start
-    report, evaluation = result.report, result.reference_eval or {}
-    counts = report["counts"]
-    auto, whole = evaluation.get("auto") or {}, evaluation.get("all") or {}
-    return {
-        "config": name,
-        "seed": seed,
-        "images": counts["total"],
-        "wall_s": round(wall_s, 1),
-        "cpus": len(os.sched_getaffinity(0)),
-        "iterations": report["iterations"],
-        "stop_reason": report["stop_reason"],
-        "human_labels": counts["human"],
-        "auto_labels": counts["auto"],
-        "unlabeled": counts["unlabeled"],
-        "auto_share": counts["auto"] / counts["total"],
-        "auto_exact_match": auto.get("exact_match"),
-        "auto_mean_iou": auto.get("mean_iou"),
-        "dataset_exact_match": whole.get("exact_match"),
-        "dataset_mean_iou": whole.get("mean_iou"),
-        "cost_usd": report["cost"]["total_usd"],
-        "all_human_usd": report["all_human_cost"]["total_usd"],
-        "curve": [
-            {
-                "iteration": it["iteration"],
-                "human": it["counts"]["human"],
-                "auto": it["counts"]["auto"],
-            }
-            for it in report["per_iteration"]
-        ],
-    }
-
-
-def _pin_worker(cpu_queue: Any) -> None:
-    """Give each worker process its own cores, so the detector's torch threads don't fight."""
-    os.sched_setaffinity(0, cpu_queue.get())
 
 
 def _cpu_sets(jobs: int) -> list[set[int]]:
@@ -133,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         for cpus in _cpu_sets(args.jobs):
             cpu_queue.put(cpus)
         with ProcessPoolExecutor(
-            args.jobs, mp_context=context, initializer=_pin_worker, initargs=(cpu_queue,)
+            args.jobs, mp_context=context, initializer=pin_worker, initargs=(cpu_queue,)
         ) as pool:
             futures = {pool.submit(run_one, c, s, settings): (c, s) for c, s in todo}
             for future in as_completed(futures):
