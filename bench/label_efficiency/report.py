@@ -92,12 +92,21 @@ def _row_table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def human_label_saving(summary: dict[str, dict[str, Any]]) -> float | None:
-    """Share of human labels least-confidence saves over random selection (both calibrated)."""
-    if BOXLOOP not in summary or RANDOM not in summary:
+def human_label_saving(rows: list[dict[str, Any]]) -> tuple[float, list[int]] | None:
+    """Share of human labels least-confidence saves over random selection (both calibrated).
+
+    Only seeds run under both count, so a seed one of them lacks cannot tilt the comparison.
+
+    Returns:
+        ``(1 - mean ours / mean random, the seeds compared)``, or ``None`` without a common seed.
+    """
+    human = {(r["config"], r["seed"]): r["human_labels"] for r in rows}
+    seeds = sorted({s for c, s in human if c == BOXLOOP} & {s for c, s in human if c == RANDOM})
+    if not seeds:
         return None
-    mine, theirs = summary[BOXLOOP]["human_labels"]["mean"], summary[RANDOM]["human_labels"]["mean"]
-    return None if not theirs else 1.0 - mine / theirs
+    mine = statistics.fmean(human[BOXLOOP, s] for s in seeds)
+    theirs = statistics.fmean(human[RANDOM, s] for s in seeds)
+    return (1.0 - mine / theirs if theirs else 0.0), seeds
 
 
 def render(results: dict[str, Any]) -> str:
@@ -105,7 +114,7 @@ def render(results: dict[str, Any]) -> str:
     settings, m = results["settings"], results.get("machine", {})
     rows, summary = results["rows"], results["summary"]
     seeds = sorted({r["seed"] for r in rows})
-    saving = human_label_saving(summary)
+    saving = human_label_saving(rows)
     out = [
         "### Command",
         "",
@@ -127,9 +136,11 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     if saving is not None:
+        share, common = saving
         out += [
-            f"Human labels, `{BOXLOOP}` vs `{RANDOM}`: {100 * saving:+.1f}% fewer "
-            "(positive is a saving).",
+            f"Human labels, `{BOXLOOP}` vs `{RANDOM}` on the seeds both ran "
+            f"({', '.join(map(str, common))}): {abs(100 * share):.1f}% "
+            f"{'fewer' if share >= 0 else 'more'}.",
             "",
         ]
     out += [
@@ -156,8 +167,10 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     colors = {name: f"C{i}" for i, name in enumerate(names)}
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     for r in rows:
-        human = [p["human"] for p in r["curve"]]
+        # the per-iteration points, then the end state (a last human-only round has no report)
+        human = [p["human"] for p in r["curve"]] + [r["human_labels"]]
         labeled = [p["human"] + p["auto"] for p in r["curve"]]
+        labeled.append(r["human_labels"] + r["auto_labels"])
         first = r["seed"] == min(q["seed"] for q in rows if q["config"] == r["config"])
         ax.plot(
             human,

@@ -62,8 +62,17 @@ def test_summary_means_and_spread_per_configuration() -> None:
     assert mine["seeds"] == [0, 1]
     assert mine["human_labels"] == {"mean": 45.0, "std": 5.0}
     assert mine["auto_share"]["mean"] == pytest.approx(0.55)
-    # 45 human labels against random's 70: 1 - 45/70 fewer
-    assert human_label_saving(summary) == pytest.approx(1 - 45 / 70)
+    # 45 human labels against random's 70 on seeds 0 and 1: 1 - 45/70 fewer
+    share, seeds = human_label_saving(ROWS)
+    assert share == pytest.approx(1 - 45 / 70)
+    assert seeds == [0, 1]
+
+
+def test_saving_compares_only_seeds_both_configurations_ran() -> None:
+    rows = [*ROWS, _row("boxloop/least_confidence", 2, 10, 90)]
+    share, seeds = human_label_saving(rows)
+    assert seeds == [0, 1]
+    assert share == pytest.approx(1 - 45 / 70)
 
 
 def test_runs_without_auto_labels_have_no_auto_accuracy() -> None:
