@@ -12,7 +12,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from bench.label_efficiency.configs import CONFIGS
 from bench.label_efficiency.report import plot_curves, render, summarize, update_doc
 from bench.label_efficiency.runner import pin_worker, run_one
 from bench.scale.report import machine
+from boxloop.local.defaults import DEMO_IMAGE_STEPS, DEMO_IMAGES
+from boxloop.local.demo import DEMO_OVERRIDES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,10 +32,24 @@ def _cpu_sets(jobs: int) -> list[set[int]]:
     return [set(cpus[i * share : (i + 1) * share] or cpus) for i in range(jobs)]
 
 
-def _load(path: Path) -> list[dict[str, Any]]:
+COMPARABLE = ("images", "image_steps", "difficulty", "max_iterations")
+"""Settings that must match for rows to be resumed into one table."""
+
+
+def _load(path: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The finished rows, if they were run with the same settings (else an error says so)."""
     if not path.exists():
         return []
-    return list(json.loads(path.read_text(encoding="utf-8")).get("rows", []))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    before = document.get("settings", {})
+    differ = [k for k in COMPARABLE if before.get(k) != settings[k]]
+    if differ:
+        found = ", ".join(f"{k}={before.get(k)}" for k in differ)
+        raise SystemExit(
+            f"{path} holds runs with other settings ({found}); pass the same values to resume, "
+            "or another --out"
+        )
+    return list(document.get("rows", []))
 
 
 def _save(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
@@ -47,12 +62,12 @@ def _save(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> N
 def main(argv: list[str] | None = None) -> int:
     """Run the missing (configuration, seed) pairs, then regenerate the doc block and plot."""
     parser = argparse.ArgumentParser(prog="python -m bench.label_efficiency")
-    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=DEMO_IMAGES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--image-steps", type=int, default=1600)
+    parser.add_argument("--image-steps", type=int, default=DEMO_IMAGE_STEPS)
     parser.add_argument("--difficulty", type=float, default=0.3)
-    parser.add_argument("--max-iterations", type=int, default=8)
+    parser.add_argument("--max-iterations", type=int, default=DEMO_OVERRIDES["max_iterations"])
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, cores split evenly")
     parser.add_argument("--work", default="/tmp/boxloop-bench")
     parser.add_argument("--out", type=Path, default=Path("bench/label_efficiency/results.json"))
@@ -64,11 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         k: vars(args)[k]
         for k in ("images", "image_steps", "difficulty", "max_iterations", "work", "jobs")
     }
-    rows = _load(args.out)
-    same = [r for r in rows if r["images"] == args.images]
-    if len(same) != len(rows):
-        print(f"dropping {len(rows) - len(same)} rows of another dataset size", file=sys.stderr)
-    rows = same
+    if args.report_only:  # the rows as they are, whatever they were run with
+        rows = json.loads(args.out.read_text(encoding="utf-8"))["rows"] if args.out.exists() else []
+    else:
+        rows = _load(args.out, settings)
     done = {(r["config"], r["seed"]) for r in rows}
     todo = [(c, s) for s in args.seeds for c in args.configs if (c, s) not in done]
     if todo and not args.report_only:

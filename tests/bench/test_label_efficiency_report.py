@@ -146,3 +146,13 @@ def test_report_only_rewrites_the_doc_block_and_plot_and_keeps_prose(tmp_path: P
     assert "--image-steps 400" in text  # the settings the rows were run with
     assert text.index("Findings.") < text.index("bench.label_efficiency:begin")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resuming_refuses_rows_run_with_other_settings(tmp_path: Path) -> None:
+    from bench.label_efficiency.__main__ import main
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_document(ROWS)), encoding="utf-8")  # image_steps 400
+    argv = ["--images", "100", "--image-steps", "1280", "--max-iterations", "8"]
+    with pytest.raises(SystemExit, match="image_steps=400"):
+        main([*argv, "--out", str(results), "--doc", "", "--plot", ""])
