@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 # Lambda allows 4 KB for all environment variables of a function together.
 MAX_LOOP_CONFIG_BYTES = 3500
+LAMBDA_MEMORY_MB = 1769
+"""One full vCPU: every step is a single-threaded stream over the ledger (bench/scale)."""
+LAMBDA_EPHEMERAL_MIB = 10_240
+"""Outputs are spooled to /tmp before upload; a 1M-image ledger is ~0.6 GB (512 MB default).
+Here, without CDK imports, so the scale benchmark reads the same figure."""
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 

@@ -12,6 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.bundling import LAMBDA_RUNTIME, REPO_ROOT, lambda_code
+from stacks.config import LAMBDA_EPHEMERAL_MIB, LAMBDA_MEMORY_MB
 
 if TYPE_CHECKING:
     from aws_cdk import aws_s3 as s3
@@ -29,10 +30,6 @@ FUNCTION_IDS: dict[str, str] = {
     "finalize": "Finalize",
 }
 TIMEOUT = cdk.Duration.minutes(15)
-MEMORY_MB = 1769
-"""One full vCPU: every step is a single-threaded stream over the ledger (bench/scale)."""
-EPHEMERAL_STORAGE = cdk.Size.mebibytes(10_240)
-"""Outputs are spooled to /tmp before upload; a 1M-image ledger is ~0.6 GB (512 MB default)."""
 
 
 class Functions(Construct):
@@ -85,8 +82,8 @@ class Functions(Construct):
                 handler="app.lambda_handler",
                 code=lambda_code(folder, root=root),
                 timeout=TIMEOUT,
-                memory_size=MEMORY_MB,
-                ephemeral_storage_size=EPHEMERAL_STORAGE,
+                memory_size=LAMBDA_MEMORY_MB,
+                ephemeral_storage_size=cdk.Size.mebibytes(LAMBDA_EPHEMERAL_MIB),
                 role=role,
                 environment=environment,
                 log_group=log_group,

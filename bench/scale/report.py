@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.docblock import replace_block
+from stacks.config import LAMBDA_EPHEMERAL_MIB
 
 SCALE_HEADING = "## Scale"
 AIM_WALL_S = 60.0
 AIM_PEAK_MIB = 1024.0
-LAMBDA_MEMORY_MIB = 1024
-LAMBDA_MIB_PER_VCPU = 1769
-"""AWS: at 1,769 MB a function has the equivalent of one vCPU, proportionally less below."""
-LAMBDA_TMP_MIB = 512
-"""Lambda's default ephemeral storage (/tmp), which the stack does not raise."""
 PAYLOAD_FLAT_BYTES = 64
 """Growth allowed between the smallest and the largest N: the extra digits of the counts."""
 
@@ -86,7 +82,7 @@ def _tmp_need(step: dict[str, Any]) -> str:
     if step["step"] == "postprocess":
         return "n/a"
     need = step["spill_peak_mib"] + step["output_mib"]
-    return _fmt(need) if need <= LAMBDA_TMP_MIB else f"**{_fmt(need)}**"
+    return _fmt(need) if need <= LAMBDA_EPHEMERAL_MIB else f"**{_fmt(need)}**"
 
 
 def _verdict(ok: bool) -> str:
