@@ -276,8 +276,13 @@ def run_execution(
 
 
 def upload_images(manifest_lines: list[dict[str, Any]], base: Path) -> dict[str, str]:
-    """Put local images into the emulated bucket; returns s3 URI -> original source-ref."""
-    mapping: dict[str, str] = {}
+    """Put local images into the emulated bucket; returns s3 URI -> original source-ref.
+
+    Keys are the paths below the images' common folder, not absolute paths: record ids hash
+    the source-ref, and ids decide the validation split and every tie-break, so the same
+    images must give the same run wherever they lie on disk (``boxloop demo --out X``).
+    """
+    paths: list[tuple[str, Path]] = []
     for line in manifest_lines:
         original = line["source-ref"]
         path = Path(original)
@@ -285,8 +290,11 @@ def upload_images(manifest_lines: list[dict[str, Any]], base: Path) -> dict[str,
             path = base / path
         if not path.is_file():
             raise LocalRunError(f"source-ref {original!r}: no such image file ({path})")
-        key = "images/" + path.resolve().as_posix().lstrip("/")
-        uri = f"s3://{BUCKET}/{key}"
+        paths.append((original, path.resolve()))
+    root = Path(os.path.commonpath([path.parent for _, path in paths])) if paths else base
+    mapping: dict[str, str] = {}
+    for original, path in paths:
+        uri = f"s3://{BUCKET}/images/{path.relative_to(root).as_posix()}"
         upload_file(path, uri)
         mapping[uri] = original
     return mapping
