@@ -43,5 +43,5 @@ def test_relative_source_refs_resolve_against_the_base(tmp_path):
 
 def test_a_missing_image_is_named(tmp_path):
     lines = [*_images(tmp_path), {"source-ref": "dataset/gone.jpg"}]
-    with local_aws(), pytest.raises(LocalRunError, match="'dataset/gone.jpg': no such image"):
+    with local_aws(), pytest.raises(LocalRunError, match=r"'dataset/gone\.jpg': no such image"):
         upload_images(lines, tmp_path)
