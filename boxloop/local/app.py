@@ -174,7 +174,9 @@ def run_local(
         register_runners(
             work,
             request.detector,
-            make_labeling_runner(request.workforce, image_dir=work / "label-images"),
+            make_labeling_runner(
+                request.workforce, image_dir=work / "label-images", source_refs=mapping
+            ),
             request.labels.class_names,
         )
         run = run_execution(execution_input, name=request.run_name, on_event=on_event)

@@ -346,6 +346,21 @@ def test_labeling_runner_caches_images_by_key_never_by_file_name(s3, tmp_path):
     assert Image.open(workforce.batches[0][0].image_path).size == (40, 30)
 
 
+def test_labeling_runner_gives_the_workforce_the_users_source_refs(s3, tmp_path):
+    """The local engine stages images under emulated URIs; labels are keyed by the user's."""
+    staged = put_image(s3, "images/cat.jpg", (40, 30))
+    users = "/data/shoot-1/cat.jpg"
+    reference = {users: Detections("1", (40, 30), boxes((1, 2, 20, 25, 0)))}
+    put_manifest(s3, [input_line(staged)])
+    workforce = RecordingWorkforce(SimulatedWorkforce(reference, noise=AnnotatorNoise.none()))
+    runner = make_labeling_runner(workforce, image_dir=tmp_path, source_refs={staged: users})
+    assert runner(request("job-users")).status == "Completed"
+    assert [t.source_ref for t in workforce.batches[0]] == [users]
+    (line,) = read_output(s3, "job-users")
+    assert line["source-ref"] == staged
+    assert len(line[ATTR]["annotations"]) == 1
+
+
 def test_labeling_runner_batches_by_max_concurrent_task_count(s3, tmp_path):
     refs = [put_image(s3, f"images/{i}.jpg", (40, 30)) for i in range(5)]
     reference = {ref: Detections.empty(ref, (40, 30)) for ref in refs}

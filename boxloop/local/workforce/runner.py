@@ -60,7 +60,7 @@ from boxloop.local.workforce.base import JobSpec, LabelTask, TaskResult, ground_
 from boxloop.local.workforce.results import JobStats, check_result, failure_fields
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from boxloop.local.workforce.base import Workforce
 
@@ -108,7 +108,12 @@ class LabelingRunner:
     """The ``create_labeling_job`` runner; `jobs` keeps each finished job's `JobStats`."""
 
     def __init__(
-        self, workforce: Workforce, *, image_dir: Path, max_failed_share: float | None = None
+        self,
+        workforce: Workforce,
+        *,
+        image_dir: Path,
+        max_failed_share: float | None = None,
+        source_refs: Mapping[str, str] | None = None,
     ) -> None:
         """See `make_labeling_runner`."""
         if max_failed_share is not None and not 0.0 <= max_failed_share <= 1.0:
@@ -116,6 +121,7 @@ class LabelingRunner:
         self.workforce = workforce
         self.image_dir = Path(image_dir)
         self.max_failed_share = max_failed_share
+        self.source_refs = dict(source_refs or {})
         self.jobs: dict[str, JobStats] = {}
 
     def __call__(self, request: dict[str, Any]) -> JobResult:
@@ -243,7 +249,7 @@ class LabelingRunner:
                 continue
             tasks[line.record_id] = LabelTask(
                 record_id=line.record_id,
-                source_ref=line.source_ref,
+                source_ref=self.source_refs.get(line.source_ref, line.source_ref),
                 image_path=fetched,
                 image_wh=self._image_wh(fetched, line.obj),
                 job=job,
@@ -295,7 +301,11 @@ class LabelingRunner:
 
 
 def make_labeling_runner(
-    workforce: Workforce, *, image_dir: Path, max_failed_share: float | None = None
+    workforce: Workforce,
+    *,
+    image_dir: Path,
+    max_failed_share: float | None = None,
+    source_refs: Mapping[str, str] | None = None,
 ) -> LabelingRunner:
     """The local stand-in for a Ground Truth bounding-box labeling job, served by ``workforce``.
 
@@ -307,8 +317,13 @@ def make_labeling_runner(
         image_dir: Where images are copied (and cached across jobs) for the workforce.
         max_failed_share: Fail the job when more than this share of its objects failed or
             expired; ``None`` (default) fails it only when no object was labeled.
+        source_refs: The job's ``source-ref`` -> the one the user's manifest names, where the
+            two differ (the local engine stages images under emulated ``s3://`` URIs); the
+            workforce sees the user's, so reference and imported labels match by it.
 
     Raises:
         ConfigError: ``max_failed_share`` is outside ``[0, 1]``.
     """
-    return LabelingRunner(workforce, image_dir=image_dir, max_failed_share=max_failed_share)
+    return LabelingRunner(
+        workforce, image_dir=image_dir, max_failed_share=max_failed_share, source_refs=source_refs
+    )
