@@ -22,12 +22,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "selection_strategy": "random",
     },
     # Ground Truth's rule: the lowest threshold whose validation auto-labels reach an expected
-    # mean IoU of 0.6, no confidence bound, validation alone (no pool-aware check).
+    # mean IoU of 0.6, no confidence bound, the whole validation set alone (no pool-aware check,
+    # no retiring).
     "ground-truth/mean-iou-0.6": {
         "target_metric": "mean_iou",
         "target_value": 0.6,
         "confidence_level": None,
         "calibrate_on_pool": False,
+        "shadow_validation": False,
     },
 }
 

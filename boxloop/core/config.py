@@ -74,6 +74,12 @@ class LoopConfig:
     # Calibrate for the pool images a threshold would accept, not only for validation (see
     # boxloop.core.calibration): later rounds' pools crowd just above any threshold.
     calibrate_on_pool: bool = True
+    # Validation images go through the same auto-label decisions as the pool: one whose
+    # confidence reached an applied threshold stops calibrating, because the pool images like
+    # it are labeled already, and random open pool images join validation (labeled by humans)
+    # to keep min_validation. Without it, later rounds calibrate on easy images that no longer
+    # stand for the hard pool that is left (measured: 92 % expected, 80 % delivered).
+    shadow_validation: bool = True
     aggregator: Aggregator = "ambiguity"
     score_floor: float = 0.05
     keep_threshold: float = 0.5
@@ -202,7 +208,7 @@ def _range_problems(config: LoopConfig) -> list[str]:
             problems.append(f"{name} must be in [0.5, 1) or null, got {level}")
     if config.fixed_threshold is not None and not 0 <= config.fixed_threshold <= 1:
         problems.append(f"fixed_threshold must be in [0, 1] or null, got {config.fixed_threshold}")
-    for name in ("calibrate_on_pool", "finish_with_humans"):
+    for name in ("calibrate_on_pool", "shadow_validation", "finish_with_humans"):
         if not isinstance(getattr(config, name), bool):
             problems.append(f"{name} must be true or false, got {getattr(config, name)!r}")
     if config.validation_fraction + config.test_fraction >= 1:

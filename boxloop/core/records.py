@@ -40,6 +40,10 @@ class Provenance:
         attempts: Human labeling attempts that failed or expired.
         audit: True for an image sent to humans as an audit of would-be auto-labels.
         image_wh: The image size, once known (from the label or the image header).
+        would_auto_at: For a validation image, the iteration whose applied threshold its
+            confidence reached: the pool images like it were auto-labeled then, so it no
+            longer stands for the pool that is left and stops calibrating (see
+            ``LoopConfig.shadow_validation``).
     """
 
     role: Role = "pool"
@@ -50,6 +54,7 @@ class Provenance:
     attempts: int = 0
     audit: bool = False
     image_wh: tuple[int, int] | None = None
+    would_auto_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Compact JSON: fields at their defaults are left out."""

@@ -104,6 +104,9 @@ def calibration_config(config: LoopConfig) -> CalibrationConfig:
 def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
     """Calibrate the threshold on this iteration's predictions for human-labeled validation.
 
+    With ``shadow_validation`` a validation image that an earlier applied threshold would have
+    auto-labeled is left out, as the pool images like it are no longer in the pool.
+
     With ``calibrate_on_pool`` the confidences of the images the threshold may auto-label are
     collected in the same pass (8 bytes each) so the threshold holds for them too. Only the
     lines needed are parsed here; the second pass parses every line.
@@ -124,6 +127,7 @@ def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) ->
             continue
         if (
             record.provenance.role != "validation"
+            or (config.shadow_validation and record.provenance.would_auto_at is not None)
             or not record.is_human_labeled
             or prediction is None
             or prediction.get("missing")
@@ -175,6 +179,20 @@ def _auto_label(
     )
 
 
+def _would_be_auto_labeled(
+    record: Record, prediction: dict[str, Any] | None, threshold: float | None
+) -> bool:
+    """A validation image still calibrating whose confidence reaches the applied threshold."""
+    return (
+        threshold is not None
+        and prediction is not None
+        and not prediction.get("missing")
+        and record.provenance.role == "validation"
+        and record.provenance.would_auto_at is None
+        and float(prediction["confidence"]) >= threshold
+    )
+
+
 def _add_to_histogram(bins: list[int], value: float) -> None:
     """Count ``value`` (in [0, 1]) in one of ``HISTOGRAM_BINS`` equal bins, 1.0 in the last."""
     bins[min(HISTOGRAM_BINS - 1, int(value * HISTOGRAM_BINS))] += 1
@@ -213,11 +231,15 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     threshold = chosen if gate.get("passed") else None
     model = inference.get("model_name") or ""
     histogram = [0] * HISTOGRAM_BINS  # of pool confidences; a list of them was O(pool)
-    auto = 0
+    auto = retired = 0
 
     def updated() -> Iterator[Record]:
-        nonlocal auto
+        nonlocal auto, retired
         for record, prediction in _joined(run, config, predictions_uri):
+            if config.shadow_validation and _would_be_auto_labeled(record, prediction, threshold):
+                retired += 1
+                yield record.with_provenance(would_auto_at=run.iteration)
+                continue
             if prediction is None or not _can_be_auto_labeled(record, prediction):
                 yield record
                 continue
@@ -260,6 +282,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "lower_bound": calibration.lower_bound,
             "coverage": calibration.coverage,
             "n_validation": calibration.n_validation,
+            "validation_retired": retired,
             "n_accepted": calibration.n_accepted,
             "pool_expected_accuracy": calibration.pool_expected_accuracy,
             "pool_lower_bound": calibration.pool_lower_bound,

@@ -1,8 +1,9 @@
 """Prepare labeling: choose the images humans label next and write their input manifest.
 
-Unlabeled validation images always go first (no calibration without them); then, until the
-training seed is complete, a random seed; after that the pool images the selection strategy
-ranks first plus a random audit share of would-be auto-labels.
+Unlabeled validation images always go first (no calibration without them), with random pool
+images that replace retired validation images (``shadow_validation``); then, until the training
+seed is complete, a random seed; after that the pool images the selection strategy ranks first
+plus a random audit share of would-be auto-labels.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class _Scan:
     candidates: tuple[Candidate, ...]
     human_training: int
     human_total: int
+    validation_calibrating: int
+    validation_retired: int
 
 
 def _is_open(record: Record, config: LoopConfig) -> bool:
@@ -40,12 +43,17 @@ def _is_open(record: Record, config: LoopConfig) -> bool:
 def _scan(run: RunState, config: LoopConfig) -> _Scan:
     gaps: list[str] = []
     candidates: list[Candidate] = []
-    human_training = human_total = 0
+    human_training = human_total = calibrating = retired = 0
     for record in iter_records(run.ledger, config.label_attribute, trusted=True):
         role = record.provenance.role
         human_total += record.is_human_labeled
         if record.is_human_labeled and role in ("seed", "pool"):
             human_training += 1
+        if role == "validation":
+            if record.provenance.would_auto_at is None:
+                calibrating += 1
+            else:
+                retired += 1
         if not _is_open(record, config):
             continue
         if role == "validation":
@@ -57,7 +65,17 @@ def _scan(run: RunState, config: LoopConfig) -> _Scan:
         candidates=tuple(candidates),
         human_training=human_training,
         human_total=human_total,
+        validation_calibrating=calibrating,
+        validation_retired=retired,
     )
+
+
+def _n_refill(scan: _Scan, config: LoopConfig) -> int:
+    """How many pool images join validation: retired ones replaced, up to ``min_validation``."""
+    if not config.shadow_validation:
+        return 0
+    missing = max(0, config.min_validation - scan.validation_calibrating)
+    return min(missing, scan.validation_retired, len(scan.candidates))
 
 
 def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, Any]]:
@@ -73,10 +91,19 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
     for rid in scan.validation_gaps[:budget]:
         chosen[rid] = {}
     batch = config.batch_size
+    candidates = scan.candidates
     if config.finish_with_humans and run.iteration >= config.max_iterations - 1:
-        batch = len(scan.candidates)  # the last iteration: everything still open
+        batch = len(candidates)  # the last iteration: everything still open
+    else:
+        n_refill = _n_refill(scan, config)
+        if budget is not None:
+            n_refill = max(0, min(n_refill, budget - len(chosen)))
+        if n_refill:
+            refill = select(candidates, n_refill, "random", f"{config.seed}-refill-{run.iteration}")
+            chosen.update({rid: {"role": "validation"} for rid in refill.for_humans})
+            candidates = tuple(c for c in candidates if c.record_id not in chosen)
     room = batch if budget is None else max(0, min(batch, budget - len(chosen)))
-    if room == 0 or not scan.candidates:
+    if room == 0 or not candidates:
         return chosen
     seed_missing = config.seed_size - scan.human_training
     if seed_missing > 0:
@@ -85,7 +112,7 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
         n_seed = min(seed_missing, room)
         if not run.iteration:
             n_seed = seed_missing if budget is None else min(seed_missing, budget - len(chosen))
-        picked = select(scan.candidates, n_seed, "random", f"{config.seed}-seed")
+        picked = select(candidates, n_seed, "random", f"{config.seed}-seed")
         chosen.update({rid: {"role": "seed"} for rid in picked.for_humans})
         return chosen
     threshold = (run.model or {}).get("threshold")
@@ -93,7 +120,7 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
     if strategy == "closest_to_threshold" and threshold is None:
         strategy = "least_confidence"  # no calibrated threshold (yet, or the gate failed)
     picked = select(
-        scan.candidates,
+        candidates,
         room,
         strategy,
         f"{config.seed}-{run.iteration}",

@@ -174,10 +174,68 @@ def test_filter_low_confidence_leaves_human_validation_test_and_missing_images_a
     after = _by_name(
         read_jsonl, filter_low_confidence(run, config, scenario.inference(tmp_path)).ledger
     )
-    untouched = [n for n in before if n.startswith(("val-", "test-"))]
+    untouched = [n for n in before if n.startswith(("val-bad", "val-open", "test-"))]
     untouched += ["pool-human", "pool-missing", "pool-unpredicted"]
     for name in untouched:
         assert after[name] == before[name], name
+    for name in (n for n in before if n.startswith("val-good")):  # retired, label kept
+        assert after[name] == {
+            **before[name],
+            "boxloop": {"role": "validation", "would_auto_at": 1},
+        }
+
+
+@pytest.mark.parametrize("shadow", [True, False])
+def test_filter_low_confidence_retires_validation_images_the_threshold_would_auto_label(
+    tmp_path, iteration, make_config, read_jsonl, shadow
+):
+    # GIVEN validation images at 0.9 (right) and 0.3 (wrong), and a threshold of 0.9
+    run, _, scenario = iteration
+    config = make_config(
+        min_validation=20, target_value=0.6, confidence_level=0.9, shadow_validation=shadow
+    )
+    # WHEN the filter applies it
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN the validation images at or above it stop calibrating, as their like in the pool did
+    lines = _by_name(read_jsonl, after.ledger)
+    retired = {n for n, line in lines.items() if "would_auto_at" in line.get("boxloop", {})}
+    assert retired == ({f"val-good-{i}" for i in range(N_GOOD)} if shadow else set())
+    assert _report(after)["calibration"]["validation_retired"] == len(retired)
+
+
+@pytest.mark.parametrize(
+    ("shadow", "n_validation", "threshold"), [(True, 20, None), (False, 40, 0.9)]
+)
+def test_filter_low_confidence_calibrates_without_retired_validation_images(
+    tmp_path,
+    scenario,
+    make_config,
+    make_run,
+    ledger_line,
+    gt_fields,
+    shadow,
+    n_validation,
+    threshold,
+):
+    # GIVEN the right validation images retired by an earlier round, the wrong ones not
+    scenario.validation()
+    scenario.lines = [
+        {**line, "boxloop": {**line["boxloop"], "would_auto_at": 0}}
+        if "val-good" in line["source-ref"]
+        else line
+        for line in scenario.lines
+    ]
+    scenario.pool("pool-hi", 0.95)
+    config = make_config(
+        min_validation=20, target_value=0.6, confidence_level=0.9, shadow_validation=shadow
+    )
+    run = make_run(scenario.lines, config, iteration=1)
+    # WHEN the filter calibrates
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN only the images still like the pool calibrate: all wrong, so no threshold
+    calibration = _report(after)["calibration"]
+    assert calibration["n_validation"] == n_validation
+    assert calibration["threshold"] == threshold
 
 
 def test_filter_low_confidence_writes_the_iteration_report(tmp_path, iteration):
