@@ -78,7 +78,8 @@ class LoopConfig:
     # confidence reached an applied threshold stops calibrating, because the pool images like
     # it are labeled already, and random open pool images join validation (labeled by humans)
     # to keep min_validation. Without it, later rounds calibrate on easy images that no longer
-    # stand for the hard pool that is left (measured: 92 % expected, 80 % delivered).
+    # stand for the hard pool that is left (measured with 0.6 bounds: a round-2 threshold
+    # expected 92 % on the pool that was left and delivered 80 %).
     shadow_validation: bool = True
     aggregator: Aggregator = "ambiguity"
     score_floor: float = 0.05
