@@ -174,15 +174,10 @@ def test_filter_low_confidence_leaves_human_validation_test_and_missing_images_a
     after = _by_name(
         read_jsonl, filter_low_confidence(run, config, scenario.inference(tmp_path)).ledger
     )
-    untouched = [n for n in before if n.startswith(("val-bad", "val-open", "test-"))]
+    untouched = [n for n in before if n.startswith(("val-", "test-"))]
     untouched += ["pool-human", "pool-missing", "pool-unpredicted"]
     for name in untouched:
         assert after[name] == before[name], name
-    for name in (n for n in before if n.startswith("val-good")):  # retired, label kept
-        assert after[name] == {
-            **before[name],
-            "boxloop": {"role": "validation", "would_auto_at": 1},
-        }
 
 
 @pytest.mark.parametrize("shadow", [True, False])

@@ -296,7 +296,7 @@ def test_prepare_labeling_draws_validation_replacements_by_seed_and_iteration(
     make_config, make_run, read_jsonl, retired_ledger
 ):
     def replacements(iteration: int) -> set[str]:
-        config = make_config(seed_size=4, batch_size=1, min_validation=20)
+        config = make_config(seed_size=4, batch_size=1, min_validation=20, shadow_validation=True)
         chosen = _chosen(
             read_jsonl,
             prepare_labeling(make_run(retired_ledger, config, iteration=iteration), config),
