@@ -150,6 +150,10 @@ class Calibration:
         pool_lower_bound: Its one-sided lower bound at ``pool_confidence_level`` (``None``
             without a level).
         n_pool_accepted: Pool images at or above the threshold (``None`` without a pool).
+        validation_threshold: The lowest threshold the validation images alone certify (their
+            bound and ``min_accepted``, not the pool's test); ``threshold`` without a pool.
+            Open pool images at or above it that ``threshold`` leaves unlabeled are the
+            would-be auto-labels whose human labels the pool's test lacks (the audit).
     """
 
     threshold: float | None
@@ -164,6 +168,7 @@ class Calibration:
     pool_expected_accuracy: float | None = None
     pool_lower_bound: float | None = None
     n_pool_accepted: int | None = None
+    validation_threshold: float | None = None
 
 
 def image_score(
@@ -353,6 +358,7 @@ def calibrate_scores(
     target, z = config.resolved_target, config.z
     curve: list[CurvePoint] = []
     best: _Choice | None = None
+    validation_best: float | None = None
     count, total, running_mean, m2 = 0, 0.0, 0.0, 0.0
     for index, (confidence, score) in enumerate(pairs):
         count += 1
@@ -372,6 +378,8 @@ def calibrate_scores(
                 else mean_lower_bound(mean, m2 / (count - 1) if count > 1 else 0.0, count, z)
             )
         reaches = (bound if bound is not None else mean) >= target
+        if count >= config.min_accepted and reaches:
+            validation_best = confidence
         pool_mean = pool_bound = None
         if tally is not None:
             pool_mean, pool_bound = tally.accept_next_group(confidence)
@@ -381,7 +389,7 @@ def calibrate_scores(
             pool_count = None if tally is None else tally.count
             best = _Choice(confidence, mean, bound, count, pool_mean, pool_bound, pool_count)
     if n_validation < config.min_validation:
-        best = None
+        best = validation_best = None
     return Calibration(
         threshold=best.threshold if best else None,
         expected_accuracy=best.mean if best else None,
@@ -395,6 +403,7 @@ def calibrate_scores(
         pool_expected_accuracy=best.pool_mean if best else None,
         pool_lower_bound=best.pool_bound if best else None,
         n_pool_accepted=None if tally is None else (best.pool_count if best else 0),
+        validation_threshold=validation_best,
     )
 
 

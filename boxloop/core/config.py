@@ -51,6 +51,9 @@ class LoopConfig:
     validation_fraction: float = 0.2
     test_fraction: float = 0.0
     batch_size: int = 100
+    # Share of each batch given to a random audit of would-be auto-labels: open pool images the
+    # validation images alone would accept but the applied threshold (raised by the pool's
+    # test) held back. Their human labels join validation where the pool's images crowd.
     audit_share: float = 0.05
     selection_strategy: SelectionStrategy = "least_confidence"
     max_label_attempts: int = 2

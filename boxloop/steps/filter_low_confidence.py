@@ -193,6 +193,23 @@ def _would_be_auto_labeled(
     )
 
 
+def _would_be_threshold(
+    calibration: Calibration, config: LoopConfig, *, passed: bool
+) -> float | None:
+    """The confidence from which a pool image is a would-be auto-label, for next round's audit.
+
+    The validation images alone certify every image from ``validation_threshold`` up; the
+    applied threshold may sit higher because the pool's test lacked evidence where the pool's
+    images crowd. Those held-back images are what the audit samples, and their human labels
+    join validation right there. A fixed threshold is its own; a failed gate trusts nothing.
+    """
+    if not passed:
+        return None
+    if config.fixed_threshold is not None:
+        return config.fixed_threshold
+    return calibration.validation_threshold
+
+
 def _add_to_histogram(bins: list[int], value: float) -> None:
     """Count ``value`` (in [0, 1]) in one of ``HISTOGRAM_BINS`` equal bins, 1.0 in the last."""
     bins[min(HISTOGRAM_BINS - 1, int(value * HISTOGRAM_BINS))] += 1
@@ -229,6 +246,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     calibration = calibrate(run, config, predictions_uri)
     chosen = calibration.threshold if config.fixed_threshold is None else config.fixed_threshold
     threshold = chosen if gate.get("passed") else None
+    would_be = _would_be_threshold(calibration, config, passed=bool(gate.get("passed")))
     model = inference.get("model_name") or ""
     histogram = [0] * HISTOGRAM_BINS  # of pool confidences; a list of them was O(pool)
     auto = retired = 0
@@ -287,6 +305,8 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "pool_expected_accuracy": calibration.pool_expected_accuracy,
             "pool_lower_bound": calibration.pool_lower_bound,
             "n_pool_accepted": calibration.n_pool_accepted,
+            "validation_threshold": calibration.validation_threshold,
+            "would_be_threshold": would_be,
             "curve": [list(point) for point in calibration.curve],
         },
         "confidence_histogram": histogram,
@@ -308,6 +328,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "name": model,
             "artifacts": inference.get("model_artifacts"),
             "threshold": threshold,
+            "would_be_threshold": would_be,
             "gate": gate.get("passed"),
         },
         decision=decision,

@@ -3,7 +3,9 @@
 Unlabeled validation images always go first (no calibration without them), with random pool
 images that replace retired validation images (``shadow_validation``); then, until the training
 seed is complete, a random seed; after that the pool images the selection strategy ranks first
-plus a random audit share of would-be auto-labels.
+plus a random audit share of would-be auto-labels: images the validation evidence alone would
+accept that the applied threshold held back (see ``filter_low_confidence``). Merge makes
+audited images validation images, so the next calibration has evidence where they lie.
 """
 
 from __future__ import annotations
@@ -115,7 +117,11 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
         picked = select(candidates, n_seed, "random", f"{config.seed}-seed")
         chosen.update({rid: {"role": "seed"} for rid in picked.for_humans})
         return chosen
-    threshold = (run.model or {}).get("threshold")
+    model = run.model or {}
+    # Would-be auto-labels: images the validation evidence alone accepts. Everything at or above
+    # the applied threshold was auto-labeled, so only the images it held back remain (a run
+    # state from before would_be_threshold existed has only the applied one).
+    threshold = model.get("would_be_threshold", model.get("threshold"))
     strategy = config.selection_strategy
     if strategy == "closest_to_threshold" and threshold is None:
         strategy = "least_confidence"  # no calibrated threshold (yet, or the gate failed)

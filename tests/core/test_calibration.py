@@ -442,6 +442,21 @@ def test_calibrate_scores_without_pool_accepts_the_validation_mean() -> None:
     assert result.threshold == 0.5  # 16 of 20 right = 0.8
     assert result.pool_expected_accuracy is None
     assert result.n_pool_accepted is None
+    assert result.validation_threshold == result.threshold
+
+
+def test_calibrate_scores_validation_threshold_needs_enough_validation() -> None:
+    # GIVEN every pool image far below any validation image, so the pool's test cannot bind
+    small = dataclasses.replace(SHIFT_CONFIG, min_validation=21)
+    # WHEN there are fewer validation images than min_validation THEN neither threshold exists
+    result = calibrate_scores(SHIFTED_VALIDATION, small, pool=[0.1])
+    assert (result.threshold, result.validation_threshold) == (None, None)
+
+
+def test_calibrate_scores_validation_threshold_is_none_when_validation_misses_the_target() -> None:
+    strict = dataclasses.replace(SHIFT_CONFIG, target=0.99, min_accepted=11)
+    result = calibrate_scores(SHIFTED_VALIDATION, strict, pool=[0.95] * 5)
+    assert (result.threshold, result.validation_threshold) == (None, None)
 
 
 def test_calibrate_scores_rejects_a_threshold_whose_pool_images_sit_at_its_edge() -> None:
@@ -453,6 +468,8 @@ def test_calibrate_scores_rejects_a_threshold_whose_pool_images_sit_at_its_edge(
     assert result.threshold == 0.9
     assert result.n_pool_accepted == 5  # the 0.95 images, valued as the 0.9 group (100%)
     assert result.pool_expected_accuracy == 1.0
+    # AND validation alone would accept from 0.5: the 100 held-back images are the would-be ones
+    assert result.validation_threshold == 0.5
 
 
 def test_calibrate_scores_with_a_pool_like_validation_changes_nothing() -> None:

@@ -11,6 +11,7 @@ from boxloop.core.manifests import record_id
 from boxloop.steps.filter_low_confidence import HISTOGRAM_BINS, filter_low_confidence
 from boxloop.steps.merge_human_labels import merge_human_labels
 from boxloop.steps.postprocess import PREDICTIONS_FILE
+from boxloop.steps.prepare_labeling import prepare_labeling
 
 MODEL = "bl-abcd-000-train"
 WH = [640, 480]
@@ -161,6 +162,7 @@ def test_filter_low_confidence_auto_labels_pool_images_above_the_calibrated_thre
         "name": MODEL,
         "artifacts": "s3://b/model.tar.gz",
         "threshold": 0.9,
+        "would_be_threshold": 0.9,
         "gate": True,
     }
     assert (after.iteration, after.decision, after.stop_reason) == (2, "continue", None)
@@ -264,6 +266,7 @@ def test_filter_low_confidence_auto_labels_nothing_when_the_quality_gate_failed(
     assert lines["pool-hi-0"]["boxloop"] == {"confidence": 0.95}  # still ranked next time
     assert after.counts["auto"] == 0
     assert after.model["threshold"] is None
+    assert after.model["would_be_threshold"] is None  # an untrusted model: nothing to audit
     assert after.model["gate"] is False
     report = _report(after)
     assert report["calibration"]["threshold"] == 0.9
@@ -297,6 +300,7 @@ def test_filter_low_confidence_uses_fixed_threshold_instead_of_calibration(
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
     # THEN the cut is applied as given, whatever calibration would have chosen
     assert after.model["threshold"] == fixed
+    assert after.model["would_be_threshold"] == fixed
     assert after.counts["auto"] == auto
 
 
@@ -408,6 +412,37 @@ def test_filter_low_confidence_rejects_an_auto_label_class_outside_the_label_con
         filter_low_confidence(run, config, scenario.inference(tmp_path))
 
 
+def _edge_pool_round(
+    scenario: Scenario, make_config, make_run, gt_fields, ledger_line, **overrides: Any
+):
+    """A later round where the pool's images crowd where validation is weak.
+
+    Validation is right at 0.9 and 60 % right at 0.5 (26 of 30 right at or above 0.5); the
+    pool's 10 open images all sit just above 0.5.
+    """
+    scenario.validation(n_good=20, n_bad=0)
+    for i in range(10):
+        right = i < 6
+        name = f"val-mid-{i}"
+        box = (0, 100, 100, 100, 100) if right else (1, 300, 300, 100, 100)
+        scenario.add(
+            ledger_line(_ref(name), label=gt_fields(tuple(WH), [box]), role="validation"),
+            _prediction(name, 0.5, [[0, 0.95, 100, 100, 200, 200]]),
+        )
+    for i in range(10):
+        scenario.pool(f"pool-edge-{i}", 0.55)
+    config = make_config(
+        target_metric="exact_match",
+        target_value=0.8,
+        confidence_level=None,
+        pool_confidence_level=None,
+        min_validation=20,
+        min_accepted=5,
+        **overrides,
+    )
+    return make_run(scenario.lines, config, iteration=2), config
+
+
 @pytest.mark.parametrize(
     ("calibrate_on_pool", "threshold", "auto"), [(True, 0.9, 0), (False, 0.5, 10)]
 )
@@ -418,34 +453,14 @@ def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
     make_run,
     gt_fields,
     ledger_line,
-    read_jsonl,
     calibrate_on_pool,
     threshold,
     auto,
 ):
-    # GIVEN validation right at 0.9 and 60% right at 0.5 (26 of 30 right at or above 0.5),
-    scenario.validation(n_good=20, n_bad=0)
-    for i in range(10):
-        right = i < 6
-        name = f"val-mid-{i}"
-        box = (0, 100, 100, 100, 100) if right else (1, 300, 300, 100, 100)
-        scenario.add(
-            ledger_line(_ref(name), label=gt_fields(tuple(WH), [box]), role="validation"),
-            _prediction(name, 0.5, [[0, 0.95, 100, 100, 200, 200]]),
-        )
-    # AND a later round's pool whose images all sit just above 0.5
-    for i in range(10):
-        scenario.pool(f"pool-edge-{i}", 0.55)
-    config = make_config(
-        target_metric="exact_match",
-        target_value=0.8,
-        confidence_level=None,
-        pool_confidence_level=None,
-        min_validation=20,
-        min_accepted=5,
-        calibrate_on_pool=calibrate_on_pool,
+    # GIVEN a later round's pool whose images all sit just above 0.5, where validation is 60 %
+    run, config = _edge_pool_round(
+        scenario, make_config, make_run, gt_fields, ledger_line, calibrate_on_pool=calibrate_on_pool
     )
-    run = make_run(scenario.lines, config, iteration=2)
 
     # WHEN the filter runs
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
@@ -455,8 +470,43 @@ def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
     calibration = _report(after)["calibration"]
     assert calibration["threshold"] == threshold
     assert after.counts["auto"] == auto
+    # AND from 0.5 up they are would-be auto-labels, which next round's audit samples
+    assert calibration["validation_threshold"] == 0.5
+    assert after.model["would_be_threshold"] == 0.5
     if calibrate_on_pool:
         assert calibration["n_pool_accepted"] == 0
         assert calibration["pool_expected_accuracy"] is None
     else:
         assert calibration["n_pool_accepted"] is None
+
+
+def test_filter_low_confidence_leaves_held_back_images_to_the_next_audit(
+    tmp_path, scenario, make_config, make_run, gt_fields, ledger_line, read_jsonl
+):
+    # GIVEN the round whose pool check held back the 10 pool images at 0.55, a complete seed,
+    # and a batch of 4 with a 50 % audit share
+    scenario.add(ledger_line(_ref("seed-0"), label=gt_fields(tuple(WH), [(0, 5, 5, 9, 9)])))
+    for i in range(3):
+        scenario.pool(f"pool-low-{i}", 0.1)
+    run, config = _edge_pool_round(
+        scenario,
+        make_config,
+        make_run,
+        gt_fields,
+        ledger_line,
+        seed_size=1,
+        batch_size=4,
+        audit_share=0.5,
+    )
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # WHEN the next batch is prepared
+    labeling = prepare_labeling(after, config)
+    # THEN two held-back images are audited, and two of the least confident pool images learn
+    lines = read_jsonl(labeling["input_manifest"])
+    chosen = {Path(x["source-ref"]).stem: x["boxloop"] for x in lines}
+    audited = {name for name, provenance in chosen.items() if provenance.get("audit")}
+    assert len(audited) == 2
+    assert all(name.startswith("pool-edge-") for name in audited)
+    learning = set(chosen) - audited
+    assert len(learning) == 2
+    assert all(name.startswith("pool-low-") for name in learning)
