@@ -7,6 +7,7 @@ container needs no ``pip install`` at run time.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--score-floor", type=float, default=0.05)
     parser.add_argument("--keep-threshold", type=float, default=0.5)
     parser.add_argument("--aggregator", default="ambiguity")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=available_cpus(),
+        help="worker processes that score images (default: the instance's CPUs)",
+    )
     return parser
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (the container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output,
             confidence=config,
             image_size=read_image_size,
+            processes=args.processes,
         )
     except BoxloopError as exc:
         print(f"error: {exc}", file=sys.stderr)

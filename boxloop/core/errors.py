@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BoxloopError(Exception):
     """Base class for every error boxloop raises about its input or configuration."""
@@ -39,6 +41,11 @@ class ManifestError(BoxloopError, ValueError):
         fix = f" (fix: {self.hint})" if self.hint else ""
         return f"{what}{fix}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its fields, not its message: an error raised in a worker process (the
+        # post-processing job scores chunks in several) must reach the parent unchanged.
+        return (_rebuild, (type(self), self.reason, self.source, self.line, self.field, self.hint))
+
     def at(self, *, source: str, line: int) -> ManifestError:
         """The same error located at a manifest line (parsers raise before they know the line)."""
         return ManifestError(
@@ -57,6 +64,21 @@ class ConfigError(BoxloopError, ValueError):
         self.problems = list(problems)
         super().__init__("invalid configuration:\n" + "\n".join(f"- {p}" for p in self.problems))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems,))
+
 
 class NothingUsableError(ManifestError):
     """Every line of a manifest was bad: there is nothing to continue with."""
+
+
+def _rebuild(
+    cls: type[ManifestError],
+    reason: str,
+    source: str,
+    line: int | None,
+    field: str | None,
+    hint: str | None,
+) -> ManifestError:
+    """Unpickle a ManifestError (or subclass) from its fields."""
+    return cls(reason, source=source, line=line, field=field, hint=hint)

@@ -11,6 +11,7 @@ from PIL import Image
 from boxloop.aws.s3 import read_image_size
 from boxloop.core.confidence import ConfidenceConfig
 from boxloop.core.errors import ManifestError
+from boxloop.steps import postprocess as postprocess_module
 from boxloop.steps.postprocess import PREDICTIONS_FILE, postprocess
 
 if TYPE_CHECKING:
@@ -140,6 +141,52 @@ def test_postprocess_rejects_a_malformed_out_file_naming_it(tmp_path):
     out.write_text('{"prediction": [[0, 0.5, 0.1]]}', encoding="utf-8")
     with pytest.raises(ManifestError, match=r"bad\.jpg\.out"):
         _run(tmp_path, [_record("b", "bad.jpg", [10, 10])])
+
+
+def _mixed_predictions(tmp_path: Path, n: int) -> list[dict[str, Any]]:
+    """``n`` records: kept, ambiguous and empty predictions, and every 9th .out missing."""
+    records = []
+    for i in range(n):
+        key = f"img-{i:03d}.jpg"
+        records.append(_record(f"id-{i:03d}", key, [200 + i, 100]))
+        if i % 9:
+            score = (i % 10) / 10
+            _write_out(tmp_path / "predictions", key, [[i % 3, score, 0.1, 0.1, 0.6, 0.7]])
+    return records
+
+
+def test_postprocess_in_worker_processes_writes_what_one_process_writes(tmp_path, monkeypatch):
+    # GIVEN 50 varied images in chunks of 7, so several chunks are in flight at once
+    monkeypatch.setattr(postprocess_module, "CHUNK_IMAGES", 7)
+    records = _mixed_predictions(tmp_path, 50)
+    # WHEN post-processed in one process and in two worker processes
+    outputs, all_stats = [], []
+    for processes in (1, 2):
+        _, stats = _run(tmp_path, records, processes=processes)
+        outputs.append((tmp_path / "output" / PREDICTIONS_FILE).read_bytes())
+        all_stats.append((stats.images, stats.missing_output))
+    # THEN the files are byte for byte the same, in the records' order, and so are the counts
+    assert outputs[0] == outputs[1]
+    assert [json.loads(x)["id"] for x in outputs[1].splitlines()] == [r["id"] for r in records]
+    assert all_stats == [(50, 6), (50, 6)]
+
+
+def test_postprocess_in_worker_processes_names_a_malformed_out_file(tmp_path, monkeypatch):
+    # GIVEN a malformed .out file in the third chunk of five
+    monkeypatch.setattr(postprocess_module, "CHUNK_IMAGES", 4)
+    records = _mixed_predictions(tmp_path, 20)
+    (tmp_path / "predictions" / "img-010.jpg.out").write_text(
+        '{"prediction": [[0, 0.5, 0.1]]}', encoding="utf-8"
+    )
+    # WHEN post-processed in two worker processes THEN the worker's error reaches the caller
+    # whole: the same type, file and message as in one process
+    errors = []
+    for processes in (1, 2):
+        with pytest.raises(ManifestError) as caught:
+            _run(tmp_path, records, processes=processes)
+        errors.append((type(caught.value), str(caught.value)))
+    assert errors[0] == errors[1]
+    assert "img-010.jpg.out" in errors[1][1]
 
 
 @pytest.fixture(scope="module")
