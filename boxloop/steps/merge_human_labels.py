@@ -26,6 +26,22 @@ PROGRESS_BASELINE_KEYS = ("human_before_iteration", "auto_before_iteration")
 
 
 def _check_labels(record: Record, config: LoopConfig, *, source: str, line: int) -> None:
+    """Every box's class is the run's, under the same name.
+
+    A job labeled with another label category config (other names, or the same ones in
+    another order) would otherwise put its boxes under the wrong classes without a word.
+    """
+    expected = config.labels.class_map
+    for class_id, name in (record.label.class_map if record.label else {}).items():
+        if class_id in expected and expected[class_id] != name:
+            raise ManifestError(
+                f"names class {class_id} {name!r}, but this run's label config calls it "
+                f"{expected[class_id]!r}",
+                source=source,
+                line=line,
+                field=f"{config.label_attribute}{METADATA_SUFFIX}.class-map",
+                hint="label with the run's label category config, which prepare-labeling writes",
+            )
     for i, box in enumerate(record.label.detections if record.label else ()):
         if box.class_id not in config.labels.class_map:
             raise ManifestError(

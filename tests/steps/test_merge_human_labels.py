@@ -244,6 +244,24 @@ def test_merge_human_labels_rejects_a_class_outside_the_label_config(
     assert raised.value.line == 2
 
 
+def test_merge_human_labels_rejects_a_class_map_that_names_the_classes_otherwise(
+    tmp_path, make_config, make_run, ledger_line, gt_fields
+):
+    # GIVEN an output line labeled with the run's class names in another order
+    config = make_config()
+    names = config.labels.class_map
+    run = make_run([ledger_line(_ref("a")), ledger_line(_ref("b"))], config)
+    good = {**_input_line("a"), **gt_fields(boxes=BOX)}
+    swapped = {**_input_line("b"), **gt_fields(boxes=BOX)}
+    swapped["boxes-metadata"]["class-map"] = {"0": names[1], "1": names[0]}
+    labeling = _labeling(tmp_path, [_input_line("a"), _input_line("b")], [good, swapped])
+    # WHEN / THEN the merge refuses it, naming the line, the field and both names
+    with pytest.raises(ManifestError, match=r"output\.manifest:2: boxes-metadata\.class-map "):
+        merge_human_labels(run, config, labeling)
+    with pytest.raises(ManifestError, match=f"{names[1]!r}, but .* calls it {names[0]!r}"):
+        merge_human_labels(run, config, labeling)
+
+
 def test_merge_human_labels_keeps_the_progress_baseline_of_the_last_filter(job):
     # GIVEN the counts filter-low-confidence left to measure the next iteration's progress
     run, config, labeling = job
