@@ -53,17 +53,28 @@ class ProgressPrinter:
 
     def _iteration_summary(self, run: dict[str, Any]) -> None:
         counts = run.get("counts") or {}
-        model = run.get("model") or {}
-        threshold = model.get("threshold")
-        shown = "none (not enough evidence yet)" if threshold is None else f"{threshold:.3f}"
         self.console.print(
             f"           [green]labeled: {counts.get('human', 0)} by humans, "
             f"{counts.get('auto', 0)} by the machine, {counts.get('unlabeled', 0)} left[/green]"
-            f"; threshold {shown}"
+            f"; threshold {threshold_text(run.get('model') or {})}"
         )
         if run.get("stop_reason"):
             self.console.print(f"           stopping: {run['stop_reason']}")
         self.iteration = int(run.get("iteration", self.iteration + 1))
+
+
+def threshold_text(model: dict[str, Any]) -> str:
+    """The applied threshold, and where validation alone would have put it when lower.
+
+    A user watching rounds go by without auto-labels sees why: the validation images certify
+    a threshold, but the pool's images above it lie where validation has too few images to
+    trust it (the audit sends some of them to humans).
+    """
+    threshold, would_be = model.get("threshold"), model.get("would_be_threshold")
+    if would_be is not None and (threshold is None or would_be < threshold):
+        alone = f"validation alone: {would_be:.3f}, not yet trusted for the pool's images there"
+        return f"none ({alone})" if threshold is None else f"{threshold:.3f} ({alone})"
+    return "none (not enough evidence yet)" if threshold is None else f"{threshold:.3f}"
 
 
 def print_headline(result: LocalRunResult, console: Console | None = None) -> None:
