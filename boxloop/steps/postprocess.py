@@ -126,19 +126,16 @@ def _scored(
     processes: int,
 ) -> Iterator[tuple[str, int, int]]:
     """``score_chunk`` of every chunk, in order; at most ``2 * processes`` chunks in flight."""
-    first = next(chunks, None)
-    if first is None:
-        return
-    second = next(chunks, None)
-    if processes <= 1 or second is None:
-        for chunk in itertools.chain((first,), () if second is None else (second,), chunks):
+    head = list(itertools.islice(chunks, 2))
+    if processes <= 1 or len(head) < 2:
+        for chunk in itertools.chain(head, chunks):
             yield score_chunk(chunk, predictions_dir, confidence)
         return
     # spawn, not fork: the parent runs the header-read threads, which fork would not copy.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         pending: deque[Future[tuple[str, int, int]]] = deque()
-        for chunk in itertools.chain((first, second), chunks):
+        for chunk in itertools.chain(head, chunks):
             pending.append(pool.submit(score_chunk, chunk, predictions_dir, confidence))
             if len(pending) >= 2 * processes:
                 yield pending.popleft().result()
