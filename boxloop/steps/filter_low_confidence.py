@@ -269,6 +269,14 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
                 yield record.replace(label=label).with_provenance(
                     iteration=run.iteration, confidence=confidence, threshold=threshold, model=model
                 )
+            elif record.image_wh is None:
+                # Keep the size post-processing read from the image header: the next rounds'
+                # inference records carry it, so no header is fetched again (a ranged GET per
+                # image per round on S3).
+                wh = prediction["image_wh"]
+                yield record.with_provenance(
+                    confidence=confidence, image_wh=(int(wh[0]), int(wh[1]))
+                )
             else:
                 yield record.with_provenance(confidence=confidence)
 

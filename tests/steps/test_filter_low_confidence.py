@@ -155,8 +155,9 @@ def test_filter_low_confidence_auto_labels_pool_images_above_the_calibrated_thre
             "model": MODEL,
         }
     assert "boxes" not in lines["pool-lo-0"]
-    assert lines["pool-lo-0"]["boxloop"] == {"confidence": 0.5}
-    assert lines["pool-lo-1"]["boxloop"] == {"confidence": 0.12, "attempts": 1}
+    # the size post-processing read is kept, so the next round's inference reads no header
+    assert lines["pool-lo-0"]["boxloop"] == {"confidence": 0.5, "image_wh": WH}
+    assert lines["pool-lo-1"]["boxloop"] == {"confidence": 0.12, "attempts": 1, "image_wh": WH}
     assert after.counts["auto"] == 3
     assert after.model == {
         "name": MODEL,
@@ -263,7 +264,7 @@ def test_filter_low_confidence_auto_labels_nothing_when_the_quality_gate_failed(
     assert not any(
         line.get("boxes-metadata", {}).get("human-annotated") == "no" for line in lines.values()
     )
-    assert lines["pool-hi-0"]["boxloop"] == {"confidence": 0.95}  # still ranked next time
+    assert lines["pool-hi-0"]["boxloop"] == {"confidence": 0.95, "image_wh": WH}  # ranked next
     assert after.counts["auto"] == 0
     assert after.model["threshold"] is None
     assert after.model["would_be_threshold"] is None  # an untrusted model: nothing to audit
