@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from boxloop.aws.asl import placeholders
 from boxloop.core.errors import ConfigError
 from stacks.bundling import REPO_ROOT
 from stacks.functions import FUNCTION_IDS
@@ -45,9 +45,6 @@ SUBSTITUTION_KEYS: frozenset[str] = frozenset(
         "Partition",
     }
 )
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-
-
 class Workflow(Construct):
     """The STANDARD state machine: logs ALL events (with data) to its log group, X-Ray on.
 
@@ -136,7 +133,7 @@ def check_placeholders(asl_file: Path, offered: set[str]) -> set[str]:
     """
     if not asl_file.is_file():
         raise ConfigError([f"{asl_file} not found: it is the state machine definition"])
-    used = set(_PLACEHOLDER.findall(asl_file.read_text()))
+    used = placeholders(asl_file.read_text())
     unknown = sorted(used - offered)
     if unknown:
         raise ConfigError(

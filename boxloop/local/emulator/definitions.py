@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
+from boxloop.aws.asl import PLACEHOLDER, placeholders
 from boxloop.core.errors import ConfigError
-
-_PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 def substitute_definition(template: str, substitutions: Mapping[str, Any]) -> str:
@@ -23,7 +21,7 @@ def substitute_definition(template: str, substitutions: Mapping[str, Any]) -> st
     Raises:
         ConfigError: the file names placeholders missing from ``substitutions`` (all listed).
     """
-    missing = sorted({m for m in _PLACEHOLDER.findall(template) if m not in substitutions})
+    missing = sorted(placeholders(template) - set(substitutions))
     if missing:
         given = ", ".join(sorted(substitutions)) or "none"
         raise ConfigError(
@@ -32,7 +30,7 @@ def substitute_definition(template: str, substitutions: Mapping[str, Any]) -> st
                 for name in missing
             ]
         )
-    return _PLACEHOLDER.sub(lambda m: str(substitutions[m.group(1)]), template)
+    return PLACEHOLDER.sub(lambda m: str(substitutions[m.group(1)]), template)
 
 
 def resolve_intrinsics(
