@@ -7,7 +7,6 @@ container needs no ``pip install`` at run time.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from boxloop.aws.s3 import read_image_size
 from boxloop.core.confidence import ConfidenceConfig
 from boxloop.core.errors import BoxloopError
+from boxloop.cpu import available_cpus
 from boxloop.steps.postprocess import postprocess, stats_json
 
 BASE = Path("/opt/ml/processing")
@@ -37,14 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes that score images (default: the instance's CPUs)",
     )
     return parser
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on (the container's share, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> int:

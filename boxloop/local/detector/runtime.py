@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
 
+from boxloop.cpu import available_cpus
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (the affinity mask where the OS has one, else cpu_count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 @contextmanager
