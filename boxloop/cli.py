@@ -120,6 +120,7 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
         detector=_detector_settings(args, 2400),
         reference=Path(args.reference) if args.reference else None,
         resume_ledger=Path(args.resume) if args.resume else None,
+        keep_run_files=args.keep_run_files,
     )
     print_headline(run_local(request, ProgressPrinter()))
     return EXIT_OK
@@ -136,6 +137,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         difficulty=args.difficulty,
         detector=_detector_settings(args, DemoSettings().detector.image_steps),
         overrides={**DEMO_OVERRIDES, **_parse_set(args.set)},
+        keep_run_files=args.keep_run_files,
     )
     print(
         f"boxloop demo: {settings.n_images} generated images, simulated workforce, "
@@ -169,6 +171,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="local detector training budget per iteration, in images",
+    )
+    parser.add_argument(
+        "--keep-run-files",
+        action="store_true",
+        help="also copy every file the run wrote (each step's ledger, every iteration's "
+        "predictions and report) into OUT/run-files/",
     )
 
 

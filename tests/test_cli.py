@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from boxloop.cli import main
+from boxloop.cli import build_parser, main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -35,3 +35,11 @@ def test_validate_exits_2_with_message_when_class_map_file_is_bad(tmp_path, caps
     )
     assert code == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_demo_and_local_run_take_keep_run_files():
+    parser = build_parser()
+    assert parser.parse_args(["demo", "--keep-run-files"]).keep_run_files is True
+    assert parser.parse_args(["demo"]).keep_run_files is False
+    local = ["local", "run", "--images", "d", "--labels", "l.json", "--out", "o"]
+    assert parser.parse_args([*local, "--keep-run-files"]).keep_run_files is True

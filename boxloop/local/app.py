@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from boxloop.aws.s3 import download_file, iter_keys, iter_lines, open_for_write
+from boxloop.aws.s3 import download_file, download_prefix, iter_keys, iter_lines, open_for_write
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import BoxloopError, ManifestError
 from boxloop.core.formats.groundtruth import find_label_attributes
@@ -44,6 +44,7 @@ REPORT_HTML = "report.html"
 COCO_JSON = "coco.json"
 MODEL_TAR = "model/model.tar.gz"
 LEDGER_ON_FAILURE = "ledger.jsonl"
+RUN_FILES = "run-files"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +63,10 @@ class LocalRunRequest:
         reference: A reference manifest to measure accuracy against (the demo's).
         run_name: The execution name.
         resume_ledger: A ledger written by an earlier (failed) local run, to resume from.
+        keep_run_files: Copy every file the run wrote to its (emulated) bucket into
+            ``<out>/run-files/``: each step's ledger version, every iteration's inference
+            records, predictions and report, the labeling jobs' manifests. Their source-refs
+            are the emulated ``s3://boxloop-local/images/...`` URIs.
     """
 
     manifest_lines: list[dict[str, Any]]
@@ -74,6 +79,7 @@ class LocalRunRequest:
     reference: Path | None = None
     run_name: str = "local"
     resume_ledger: Path | None = None
+    keep_run_files: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,15 +186,23 @@ def run_local(
             request.labels.class_names,
         )
         run = run_execution(execution_input, name=request.run_name, on_event=on_event)
+        run_files = out / RUN_FILES
+        if request.keep_run_files:
+            shutil.rmtree(run_files, ignore_errors=True)
+            download_prefix(f"s3://{BUCKET}/runs/{request.run_name}/", run_files)
         if run.status != "SUCCEEDED" or not run.output:
             saved = _save_latest_ledger(request.run_name, out, mapping)
             where = (
                 f"; the ledger is saved in {saved} (resume with --resume {saved})" if saved else ""
             )
+            if request.keep_run_files:
+                where += f"; every file the run wrote is in {run_files}"
             raise LocalRunError(
                 f"the run ended {run.status}: {run.error}: {(run.cause or '')[:2000]}{where}"
             )
         files = {"output_manifest": out / OUTPUT_MANIFEST, "report": out / REPORT_JSON}
+        if request.keep_run_files:
+            files["run_files"] = run_files
         tmp = download_file(run.output["output_manifest"], work / "output.manifest")
         _rewrite_refs(tmp, files["output_manifest"], mapping)
         download_file(run.output["report"], files["report"])

@@ -67,6 +67,7 @@ class DemoSettings:
         default_factory=lambda: DetectorSettings(image_steps=DEMO_IMAGE_STEPS)
     )
     overrides: dict[str, Any] = field(default_factory=lambda: dict(DEMO_OVERRIDES))
+    keep_run_files: bool = False
 
 
 def write_demo_data(
@@ -131,5 +132,6 @@ def run_demo(
         detector=settings.detector,
         reference=reference,
         run_name="demo",
+        keep_run_files=settings.keep_run_files,
     )
     return run_local(request, on_event)

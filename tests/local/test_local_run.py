@@ -32,6 +32,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
         seed=3,
         overrides=TINY_OVERRIDES,
         detector=DetectorSettings(image_steps=48, batch_size=8),
+        keep_run_files=True,
     )
     result = run_demo(out, settings, events.append)
     return result, events
@@ -75,3 +76,21 @@ def test_local_run_writes_report_model_and_reference_accuracy(tiny_run):
     assert result.reference_eval is not None
     assert result.reference_eval["human"]["count"] == result.report["counts"]["human"]
     assert len(result.report["per_iteration"]) == result.report["iterations"]
+
+
+def test_local_run_keeps_every_file_the_run_wrote(tiny_run):
+    # GIVEN a run asked to keep its files WHEN it has finished
+    result, _ = tiny_run
+    run_files = result.files["run_files"]
+    # THEN every ledger version is there, the last one with every image labeled
+    ledgers = sorted((run_files / "ledger").glob("iter-*.jsonl"))
+    assert ledgers[0].name == "iter-000-0-ingest.jsonl"
+    filtered = {path.name[:8] for path in ledgers if path.name.endswith("-filter.jsonl")}
+    assert filtered == {f"iter-{i:03d}" for i in range(len(result.report["per_iteration"]))}
+    last = [json.loads(line) for line in ledgers[-1].read_text().splitlines()]
+    assert len(last) == 40
+    assert all("boxes" in line for line in last)
+    # AND each iteration's report, and the predictions of each iteration that ran inference
+    reports = sorted(run_files.glob("iter-*/report/report.json"))
+    assert len(reports) == len(result.report["per_iteration"])
+    assert list(run_files.rglob("predictions.jsonl"))
