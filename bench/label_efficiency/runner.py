@@ -26,7 +26,7 @@ def run_one(name: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
             "max_iterations": settings["max_iterations"],
         },
         # Every round's ledger and predictions, so calibration rules can be compared offline
-        # on the rounds a run went through (about 25 MB a run).
+        # on the rounds a run went through (about 70 MB a run).
         keep_run_files=True,
     )
     start = time.monotonic()
