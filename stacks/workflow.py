@@ -45,6 +45,8 @@ SUBSTITUTION_KEYS: frozenset[str] = frozenset(
         "Partition",
     }
 )
+
+
 class Workflow(Construct):
     """The STANDARD state machine: logs ALL events (with data) to its log group, X-Ray on.
 
