@@ -82,11 +82,16 @@ def _joined(
             yield record, None
 
 
+def _image_wh(prediction: dict[str, Any]) -> tuple[int, int]:
+    """The image size post-processing wrote on a prediction line."""
+    wh = prediction["image_wh"]
+    return (int(wh[0]), int(wh[1]))
+
+
 def predicted_detections(prediction: dict[str, Any]) -> Detections:
     """The kept boxes of one prediction line, as pixel Detections with scores."""
     boxes = tuple(Box.from_xyxy(row[2:6], int(row[0]), float(row[1])) for row in prediction["kept"])
-    wh = prediction["image_wh"]
-    return Detections(image_id=prediction["id"], image_wh=(int(wh[0]), int(wh[1])), boxes=boxes)
+    return Detections(image_id=prediction["id"], image_wh=_image_wh(prediction), boxes=boxes)
 
 
 def calibration_config(config: LoopConfig) -> CalibrationConfig:
@@ -269,16 +274,14 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
                 yield record.replace(label=label).with_provenance(
                     iteration=run.iteration, confidence=confidence, threshold=threshold, model=model
                 )
-            elif record.image_wh is None:
-                # Keep the size post-processing read from the image header: the next rounds'
-                # inference records carry it, so no header is fetched again (a ranged GET per
-                # image per round on S3).
-                wh = prediction["image_wh"]
-                yield record.with_provenance(
-                    confidence=confidence, image_wh=(int(wh[0]), int(wh[1]))
-                )
             else:
-                yield record.with_provenance(confidence=confidence)
+                # Keep the size post-processing read from the image header (an unlabeled image
+                # has no other): the next rounds' inference records carry it, so no header is
+                # fetched again (a ranged GET per image per round on S3).
+                yield record.with_provenance(
+                    confidence=confidence,
+                    image_wh=record.provenance.image_wh or _image_wh(prediction),
+                )
 
     ledger = run.paths.ledger(run.iteration, "filter")
     counts = write_records(

@@ -43,7 +43,7 @@ def _check_labels(record: Record, config: LoopConfig, *, source: str, line: int)
                 hint="label with the run's label category config, which prepare-labeling writes",
             )
     for i, box in enumerate(record.label.detections if record.label else ()):
-        if box.class_id not in config.labels.class_map:
+        if box.class_id not in expected:
             raise ManifestError(
                 f"{box.class_id} is not a class of this run's label config",
                 source=source,
