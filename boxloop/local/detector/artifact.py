@@ -100,7 +100,7 @@ def read_model_file(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
 
 
 def load_model(path: Path) -> tuple[Detector, ModelInfo]:
-    """Rebuild a saved detector in eval mode.
+    """Rebuild a saved detector in eval mode, its backbone folded for inference (never train it).
 
     Raises:
         ModelArtifactError: As :func:`read_model_file`, or the weights do not fit the network.
@@ -116,6 +116,7 @@ def load_model(path: Path) -> tuple[Detector, ModelInfo]:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ModelArtifactError(f"{path}: weights do not fit the detector ({error})") from error
+    model.backbone.fold_for_inference()
     return model.eval(), info
 
 

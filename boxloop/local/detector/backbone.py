@@ -21,6 +21,12 @@ TAP_STRIDES = (8, 16, 32)
 """Output stride of each tap, in pixels of the network input."""
 DROP_CONNECT_RATE = 0.2
 """EfficientNet's stochastic depth rate, scaled by block depth as in the reference code."""
+_BLOCK_CONV_NORMS = (
+    ("_expand_conv", "_bn0"),
+    ("_depthwise_conv", "_bn1"),
+    ("_project_conv", "_bn2"),
+)
+"""Each MBConv block's convolutions and the batch norms that follow them."""
 
 
 def pretrained_weights_path() -> str:
@@ -67,6 +73,11 @@ class EfficientLiteBackbone(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.requires_grad_(False)
+            if isinstance(module, nn.ReLU6):
+                # Each ReLU6 follows a fresh convolution or batch norm output that nothing else
+                # reads, so in place is safe; a new tensor per call cost a ninth of the
+                # backbone's time in page faults at these sizes.
+                module.inplace = True
 
     def _frozen_modules(self) -> Iterator[nn.Module]:
         if self.frozen_blocks > 0:
@@ -80,6 +91,29 @@ class EfficientLiteBackbone(nn.Module):
             if isinstance(module, nn.BatchNorm2d):
                 module.eval()
         return self
+
+    def fold_for_inference(self) -> EfficientLiteBackbone:
+        """Merge each batch norm into the convolution before it, and symmetric padding into it.
+
+        Inference only (the folded weights must never be trained or saved): the outputs stay
+        the same up to float rounding, while a third of the backbone's CPU time went to batch
+        norms and separate padding copies.
+        """
+        for owner, conv_name, norm_name in self._conv_norm_pairs():
+            norm = getattr(owner, norm_name)
+            if isinstance(norm, nn.BatchNorm2d):
+                _fold_batch_norm(getattr(owner, conv_name), norm)
+                setattr(owner, norm_name, nn.Identity())
+        for module in self.modules():
+            _fold_symmetric_padding(module)
+        return self
+
+    def _conv_norm_pairs(self) -> Iterator[tuple[nn.Module, str, str]]:
+        yield self.stem, "0", "1"
+        for block in self.blocks:
+            for conv_name, norm_name in _BLOCK_CONV_NORMS:
+                if hasattr(block, conv_name) and hasattr(block, norm_name):
+                    yield block, conv_name, norm_name
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps at strides 8, 16 and 32 for a normalized ``(B, 3, H, W)`` batch."""
@@ -97,3 +131,23 @@ class EfficientLiteBackbone(nn.Module):
             if index in TAP_BLOCKS:
                 features.append(x)
         return features
+
+
+def _fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    with torch.no_grad():
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        bias = norm.bias - norm.running_mean * scale
+        if conv.bias is not None:
+            bias = bias + conv.bias * scale
+        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(bias, requires_grad=False)
+
+
+def _fold_symmetric_padding(module: nn.Module) -> None:
+    padding = getattr(module, "static_padding", None)
+    if not isinstance(padding, nn.ZeroPad2d):
+        return
+    left, right, top, bottom = padding.padding
+    if left == right and top == bottom and isinstance(module, nn.Conv2d):
+        module.padding = (top, left)
+        module.static_padding = nn.Identity()

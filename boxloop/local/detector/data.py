@@ -190,18 +190,27 @@ def _color_jitter(tensor: torch.Tensor, rng: random.Random, config: AugmentConfi
 
 
 def augment(
-    sample: TrainingImage, rng: random.Random, *, image_size: int, config: AugmentConfig
+    sample: TrainingImage,
+    rng: random.Random,
+    *,
+    image_size: int,
+    config: AugmentConfig,
+    crop_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One randomly zoomed, shifted, flipped and colour-jittered training input.
 
     Args:
         sample: The cached image and its boxes.
         rng: The trainer's seeded generator (the only source of randomness here).
-        image_size: Side of the square network input.
+        image_size: Side of the square input the image is letterboxed to, as at inference.
         config: Augmentation ranges.
+        crop_size: Side of the training canvas (default ``image_size``). A smaller canvas is a
+            random window of the image at inference scale: the network learns objects at the
+            size it will see them, for the compute of the smaller input.
 
     Returns:
-        ``(3, S, S)`` input in [0, 1], ``(K, 4)`` xyxy input-pixel boxes and ``(K,)`` labels,
+        ``(3, C, C)`` input in [0, 1] (``C`` the canvas side), ``(K, 4)`` xyxy input-pixel boxes
+        and ``(K,)`` labels,
         where ``K <= M`` (boxes cropped away, or mostly away, are dropped).
     """
     base = letterbox_scale(sample.image.size, image_size)
@@ -210,14 +219,15 @@ def augment(
     width = max(1, round(sample.image.width * base * zoom))
     height = max(1, round(sample.image.height * base * zoom))
     resized = sample.image.resize((width, height), Image.Resampling.BILINEAR)
-    offset_x = rng.randint(min(0, image_size - width), max(0, image_size - width))
-    offset_y = rng.randint(min(0, image_size - height), max(0, image_size - height))
-    canvas = Image.new("RGB", (image_size, image_size), PAD_GREY)
+    side = crop_size or image_size
+    offset_x = rng.randint(min(0, side - width), max(0, side - width))
+    offset_y = rng.randint(min(0, side - height), max(0, side - height))
+    canvas = Image.new("RGB", (side, side), PAD_GREY)
     canvas.paste(resized, (offset_x, offset_y))
 
     scale = torch.tensor([width / sample.image.width, height / sample.image.height] * 2)
     boxes = sample.boxes * scale + torch.tensor([offset_x, offset_y] * 2, dtype=torch.float32)
-    clipped = boxes.clamp(0, image_size)
+    clipped = boxes.clamp(0, side)
     area = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1)
     visible = (clipped[:, 2:] - clipped[:, :2]).clamp(min=0).prod(dim=1)
     keep = (visible >= config.min_visible_fraction * area) & (visible > 0)
@@ -226,6 +236,6 @@ def augment(
     if rng.random() < config.hflip_probability:
         canvas = canvas.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         boxes = torch.stack(
-            [image_size - boxes[:, 2], boxes[:, 1], image_size - boxes[:, 0], boxes[:, 3]], dim=1
+            [side - boxes[:, 2], boxes[:, 1], side - boxes[:, 0], boxes[:, 3]], dim=1
         )
     return _color_jitter(image_to_tensor(canvas), rng, config), boxes, labels

@@ -1,4 +1,4 @@
-"""Pure-PyTorch IoU, greedy non-maximum suppression and its class-aware (batched) variant.
+"""IoU, greedy non-maximum suppression and its class-aware (batched) variant, without torchvision.
 
 torchvision's compiled NMS does not load against the CPU torch used here, so this is the one
 NMS of the local detector. Boxes are xyxy in any single unit (pixels in practice).
@@ -6,6 +6,7 @@ NMS of the local detector. Boxes are xyxy in any single unit (pixels in practice
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -43,12 +44,16 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64)
     order = torch.sort(scores, descending=True, stable=True).indices
-    overlaps = box_iou(boxes[order], boxes[order]) > iou_threshold
-    keep = torch.ones(order.numel(), dtype=torch.bool)
+    overlaps = (box_iou(boxes[order], boxes[order]) > iou_threshold).numpy()
+    # The greedy walk runs on NumPy: a Python loop over up to a thousand candidates costs
+    # microseconds per step there, against tens of microseconds per torch indexing call.
+    suppressed = np.zeros(order.numel(), dtype=bool)
+    kept: list[int] = []
     for i in range(order.numel()):
-        if keep[i]:
-            keep[i + 1 :] &= ~overlaps[i, i + 1 :]
-    return order[keep]
+        if not suppressed[i]:
+            kept.append(i)
+            suppressed |= overlaps[i]
+    return order[torch.tensor(kept, dtype=torch.int64)]
 
 
 def batched_nms(

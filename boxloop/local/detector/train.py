@@ -107,6 +107,7 @@ def _check_arguments(
     image_steps: int,
     image_size: int,
     batch_size: int,
+    crop_size: int | None,
 ) -> None:
     problems = []
     if not samples:
@@ -119,6 +120,8 @@ def _check_arguments(
         problems.append(f"image_size must be a positive multiple of 32, got {image_size}")
     if batch_size < 1:
         problems.append(f"batch_size must be >= 1, got {batch_size}")
+    if crop_size is not None and (crop_size < 32 or crop_size % 32):
+        problems.append(f"crop_size must be a positive multiple of 32, got {crop_size}")
     if problems:
         raise ConfigError(problems)
 
@@ -205,6 +208,7 @@ def train_detector(
     validation_samples: Sequence[tuple[Path, Detections]] | None = None,
     hyperparameters: Hyperparameters | None = None,
     num_threads: int | None = None,
+    crop_size: int | None = None,
 ) -> TrainResult:
     """Train (or fine-tune) the detector and save it as ``out_dir / "model.pt"``.
 
@@ -225,6 +229,9 @@ def train_detector(
         validation_samples: Optional held-out pairs; their mAP@0.5 is reported.
         hyperparameters: Optimizer, schedule, architecture and augmentation settings.
         num_threads: Torch threads (default: every CPU the process may use).
+        crop_size: Side of the training canvas, a multiple of 32 (default ``image_size``):
+            training sees random ``crop_size`` windows of images letterboxed to ``image_size``,
+            which costs ``(crop_size / image_size)^2`` of full-size training per image-step.
 
     Returns:
         The model path and training figures.
@@ -235,7 +242,7 @@ def train_detector(
         ModelArtifactError: ``init_weights`` is unreadable or was trained for other classes.
     """
     hp = hyperparameters or Hyperparameters()
-    _check_arguments(samples, num_classes, image_steps, image_size, batch_size)
+    _check_arguments(samples, num_classes, image_steps, image_size, batch_size, crop_size)
     max_side = math.ceil(image_size * hp.augment.scale_range[1])
     images: list[TrainingImage] = []
     skipped = 0
@@ -256,7 +263,9 @@ def train_detector(
         started = time.perf_counter()
         for step in range(total_steps):
             batch = [
-                augment(images[i], rng, image_size=image_size, config=hp.augment)
+                augment(
+                    images[i], rng, image_size=image_size, config=hp.augment, crop_size=crop_size
+                )
                 for i in next(batches)
             ]
             output = model(torch.stack([b[0] for b in batch]))
@@ -293,6 +302,7 @@ def train_detector(
         metadata={
             "seed": seed,
             "image_steps": total_steps * batch_size,
+            "crop_size": crop_size or image_size,
             "num_images": len(images),
             "threads": threads,
             "final_loss": final_loss,

@@ -41,6 +41,9 @@ def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 def test_load_model_restores_weights_and_info(saved: Path) -> None:
     _, state = read_model_file(saved)
+    trained = Detector(2, pretrained_backbone=False)
+    trained.load_state_dict(state)
+    images = torch.rand(1, 3, 192, 192, generator=torch.Generator().manual_seed(0))
 
     model, info = load_model(saved)
 
@@ -49,7 +52,11 @@ def test_load_model_restores_weights_and_info(saved: Path) -> None:
     assert info.class_names == ("cat", "dog")
     assert info.metadata == {"seed": 3}
     assert not model.training
-    assert _same_weights(model.state_dict(), state)
+    assert _same_weights(model.head.state_dict(), trained.head.state_dict())
+    with torch.inference_mode():
+        ours, reference = model(images), trained.eval()(images)
+    assert torch.allclose(ours.class_logits, reference.class_logits, atol=1e-4)
+    assert torch.allclose(ours.box_regression, reference.box_regression, atol=1e-4)
 
 
 def test_model_tar_round_trip_gives_back_the_same_model(saved: Path, tmp_path: Path) -> None:

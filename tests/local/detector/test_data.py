@@ -114,6 +114,28 @@ def test_augment_moves_boxes_with_the_pixels(tmp_path: Path, seed: int) -> None:
             assert _white_fraction(tensor, box) > 0.9
 
 
+def test_augment_crops_a_window_at_the_inference_scale(tmp_path: Path) -> None:
+    detections = _white_box_image(tmp_path / "a.png", wh=(256, 256))
+    sample, _ = load_training_image(tmp_path / "a.png", detections, num_classes=1, max_side=400)
+    config = AugmentConfig(scale_range=(1.0, 1.0), min_visible_fraction=0.5)
+    whole_widths = []
+
+    for seed in range(40):
+        tensor, boxes, _ = augment(
+            sample, random.Random(seed), image_size=320, config=config, crop_size=224
+        )
+
+        assert tensor.shape == (3, 224, 224)
+        assert bool(((boxes >= 0) & (boxes <= 224)).all())
+        for box in boxes.tolist():
+            assert _white_fraction(tensor, box) > 0.9
+            if box[0] > 0 and box[2] < 224:
+                whole_widths.append(box[2] - box[0])
+
+    assert whole_widths  # the box lay wholly inside some windows, at the letterbox scale 1.25
+    assert whole_widths == pytest.approx([1.25 * (WHITE_BOX[2] - WHITE_BOX[0])] * len(whole_widths))
+
+
 def test_augment_flips_boxes_with_the_image(tmp_path: Path) -> None:
     detections = _white_box_image(tmp_path / "a.png", wh=(256, 256))
     sample, _ = load_training_image(tmp_path / "a.png", detections, num_classes=1, max_side=256)

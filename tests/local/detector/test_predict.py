@@ -128,6 +128,31 @@ def test_predict_images_is_deterministic_and_independent_of_batching(
             assert row[1:] == pytest.approx(other[1:], abs=1e-4)
 
 
+def test_flip_test_predictions_of_a_mirror_image_are_the_mirrored_predictions(
+    trained: TrainResult, shapes_val: Samples, tmp_path: Path
+) -> None:
+    square_or_wide = [p for p, d in shapes_val if d.image_wh[0] >= d.image_wh[1]][:4]
+    originals, mirrors = [], []
+    for index, path in enumerate(square_or_wide):
+        with Image.open(path) as image:
+            image.save(tmp_path / f"{index}.png")
+            image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / f"{index}-m.png")
+        originals.append(tmp_path / f"{index}.png")
+        mirrors.append(tmp_path / f"{index}-m.png")
+
+    plain = list(predict_images(trained.model_path, originals, score_floor=0.2))
+    flipped = list(predict_images(trained.model_path, originals, score_floor=0.2, flip_test=True))
+    mirrored = list(predict_images(trained.model_path, mirrors, score_floor=0.2, flip_test=True))
+
+    assert flipped != plain
+    assert sum(len(rows) for rows in flipped) >= len(originals)
+    for rows, mirror_rows in zip(flipped, mirrored, strict=True):
+        expected = sorted([[r[0], r[1], 1 - r[4], r[3], 1 - r[2], r[5]] for r in rows])
+        assert len(mirror_rows) == len(expected)
+        for row, other in zip(sorted(mirror_rows), expected, strict=True):
+            assert row == pytest.approx(other, abs=1e-4)
+
+
 def test_predict_images_after_a_model_tar_round_trip_is_unchanged(
     trained: TrainResult, shapes_val: Samples, tmp_path: Path
 ) -> None:

@@ -132,11 +132,18 @@ def test_train_detector_is_deterministic_for_a_seed(four_images: Samples, tmp_pa
 def test_train_detector_lists_every_bad_argument(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         train_detector(
-            [], num_classes=0, out_dir=tmp_path, image_steps=0, image_size=100, batch_size=0
+            [],
+            num_classes=0,
+            out_dir=tmp_path,
+            image_steps=0,
+            image_size=100,
+            batch_size=0,
+            crop_size=200,
         )
 
-    assert len(caught.value.problems) == 5
+    assert len(caught.value.problems) == 6
     assert "image_size must be a positive multiple of 32, got 100" in str(caught.value)
+    assert "crop_size must be a positive multiple of 32, got 200" in str(caught.value)
 
 
 def test_train_detector_rejects_class_ids_beyond_num_classes(
