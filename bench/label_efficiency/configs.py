@@ -16,15 +16,17 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # aws-samples OD workflows: a detection counts at score >= 0.5 and an image is auto-labeled
     # when every kept box does; no calibration, random human selection.
     "aws-sample/fixed-0.5": {
+        "defer_auto_labels": False,  # the sample auto-labels in every round
         "fixed_threshold": 0.5,
         "aggregator": "min",
         "keep_threshold": 0.5,
         "selection_strategy": "random",
     },
     # Ground Truth's rule: the lowest threshold whose validation auto-labels reach an expected
-    # mean IoU of 0.6, no confidence bound, the whole validation set alone (no pool-aware check,
-    # no retiring).
+    # mean IoU of 0.6 in every round, no confidence bound, the whole validation set alone (no
+    # pool-aware check, no retiring).
     "ground-truth/mean-iou-0.6": {
+        "defer_auto_labels": False,  # Ground Truth auto-labels in every round
         "target_metric": "mean_iou",
         "target_value": 0.6,
         "confidence_level": None,

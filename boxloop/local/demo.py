@@ -44,6 +44,9 @@ DEMO_OVERRIDES: dict[str, Any] = {
     # Five rounds of training, then the rest goes to humans: every image ends labeled.
     "max_iterations": 6,
     "finish_with_humans": True,
+    # Only the fifth model auto-labels: rounds that auto-labeled with earlier models delivered
+    # 86-89 % exact against a 0.90 bound, as the images they left were harder than validation.
+    "defer_auto_labels": True,
     # Three simulated workers per image, consolidated: one worker's labels are only ~93% exact
     # against the reference, which caps what calibration can measure below the 0.9 target.
     "workers_per_object": 3,

@@ -64,13 +64,16 @@ class ProgressPrinter:
 
 
 def threshold_text(model: dict[str, Any]) -> str:
-    """The applied threshold, and where validation alone would have put it when lower.
+    """The applied threshold, a deferred one, or where validation alone would have put it.
 
     A user watching rounds go by without auto-labels sees why: the validation images certify
     a threshold, but the pool's images above it lie where validation has too few images to
     trust it (the audit sends some of them to humans).
     """
     threshold, would_be = model.get("threshold"), model.get("would_be_threshold")
+    deferred = model.get("deferred_threshold")
+    if deferred is not None:
+        return f"none ({deferred:.3f} certified, held for the last model: defer_auto_labels)"
     if would_be is not None and (threshold is None or would_be < threshold):
         alone = f"validation alone: {would_be:.3f}, not yet trusted for the pool's images there"
         return f"none ({alone})" if threshold is None else f"{threshold:.3f} ({alone})"

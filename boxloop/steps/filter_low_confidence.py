@@ -3,13 +3,15 @@
 Two streaming passes join the id-sorted ledger with the id-sorted predictions: the first
 collects ``(confidence, score)`` pairs of human-labeled validation images and calibrates the
 threshold; the second writes the next ledger, auto-labeling pool images at or above it.
-Then the stop rules decide whether the loop goes on.
+Then the stop rules decide whether the loop goes on. With ``defer_auto_labels`` the threshold
+is applied only with the last model (a third pass when a stop rule ends the loop sooner).
 """
 
 from __future__ import annotations
 
 import json
 from array import array
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
     from boxloop.core.calibration import Calibration
     from boxloop.core.config import LoopConfig
+    from boxloop.core.cost import IterationCost
     from boxloop.core.records import Record
 
 HISTOGRAM_BINS = 20
@@ -220,10 +223,28 @@ def _add_to_histogram(bins: list[int], value: float) -> None:
     bins[min(HISTOGRAM_BINS - 1, int(value * HISTOGRAM_BINS))] += 1
 
 
-def _decide(
-    run: RunState, config: LoopConfig, counts: dict[str, Any], new_labels: int, spent_usd: float
-) -> tuple[str, str | None, int]:
-    stalled = 0 if new_labels else run.stalled + 1
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What one pass over the ledger wrote: the next ledger, its counts and this round's tallies."""
+
+    ledger: str
+    counts: dict[str, Any]
+    spent: IterationCost
+    auto: int
+    retired: int
+    histogram: list[int]
+
+    def new_labels(self, run: RunState) -> int:
+        """Labels this iteration added, human and machine."""
+        previous = run.counts or {}
+        return (self.counts["human"] + self.counts["auto"]) - (
+            previous.get("human_before_iteration", 0) + previous.get("auto_before_iteration", 0)
+        )
+
+
+def _decide(run: RunState, config: LoopConfig, written: _Written) -> tuple[str, str | None, int]:
+    counts, spent_usd = written.counts, float(written.spent.total_usd)
+    stalled = 0 if written.new_labels(run) else run.stalled + 1
     open_images = counts["unlabeled"] - counts["exhausted"]
     if counts["unlabeled"] == 0:
         return "finalize", "all images labeled", stalled
@@ -240,19 +261,24 @@ def _decide(
     return "continue", None, stalled
 
 
-def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str, Any]) -> RunState:
-    """Write the next ledger and the iteration report; returns the run state for the Choice."""
-    predictions_uri = (
-        inference["postprocess"]["output_path"] + PREDICTIONS_FILE
-        if inference.get("count")
-        else None
-    )
-    gate = inference.get("gate") or {"passed": True}
-    calibration = calibrate(run, config, predictions_uri)
-    chosen = calibration.threshold if config.fixed_threshold is None else config.fixed_threshold
-    threshold = chosen if gate.get("passed") else None
-    would_be = _would_be_threshold(calibration, config, passed=bool(gate.get("passed")))
-    model = inference.get("model_name") or ""
+def _last_model(run: RunState, config: LoopConfig) -> bool:
+    """Whether no model will be trained after this iteration's (the loop may still stop sooner).
+
+    With ``finish_with_humans`` the last iteration trains nothing: it sends every open image
+    to humans, so the iteration before it has the last model.
+    """
+    last_training = config.max_iterations - (2 if config.finish_with_humans else 1)
+    return run.iteration >= last_training
+
+
+def _write_next_ledger(
+    run: RunState,
+    config: LoopConfig,
+    predictions_uri: str | None,
+    threshold: float | None,
+    model: str,
+) -> _Written:
+    """Write the next ledger, auto-labeling the open images at or above ``threshold``."""
     histogram = [0] * HISTOGRAM_BINS  # of pool confidences; a list of them was O(pool)
     auto = retired = 0
 
@@ -292,26 +318,48 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         auto_label_usd=config.price_per_auto_label_usd,
     )
     spent = iteration_cost(human_labels=counts["human"], auto_labels=counts["auto"], prices=prices)
-    previous = run.counts or {}
-    new_labels = (counts["human"] + counts["auto"]) - (
-        previous.get("human_before_iteration", 0) + previous.get("auto_before_iteration", 0)
+    return _Written(ledger, counts, spent, auto, retired, histogram)
+
+
+def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str, Any]) -> RunState:
+    """Write the next ledger and the iteration report; returns the run state for the Choice."""
+    predictions_uri = (
+        inference["postprocess"]["output_path"] + PREDICTIONS_FILE
+        if inference.get("count")
+        else None
     )
-    decision, reason, stalled = _decide(run, config, counts, new_labels, float(spent.total_usd))
+    gate = inference.get("gate") or {"passed": True}
+    calibration = calibrate(run, config, predictions_uri)
+    chosen = calibration.threshold if config.fixed_threshold is None else config.fixed_threshold
+    threshold = chosen if gate.get("passed") else None
+    would_be = _would_be_threshold(calibration, config, passed=bool(gate.get("passed")))
+    model = inference.get("model_name") or ""
+    deferring = config.defer_auto_labels and threshold is not None and not _last_model(run, config)
+    applied = None if deferring else threshold
+    written = _write_next_ledger(run, config, predictions_uri, applied, model)
+    decision, reason, stalled = _decide(run, config, written)
+    if deferring and decision == "finalize":
+        # The loop stops here, so no later model will label these images: label them now.
+        applied = threshold
+        written = _write_next_ledger(run, config, predictions_uri, applied, model)
+        decision, reason, stalled = _decide(run, config, written)
+    counts, spent = written.counts, written.spent
     report = {
         "iteration": run.iteration,
         "counts": counts,
-        "auto_labeled": auto,
+        "auto_labeled": written.auto,
         "gate": gate,
         "calibration": {
             "threshold": calibration.threshold,
-            "applied_threshold": threshold,
+            "applied_threshold": applied,
+            "deferred": deferring and applied is None,
             "metric": calibration.metric,
             "target": calibration.target,
             "expected_accuracy": calibration.expected_accuracy,
             "lower_bound": calibration.lower_bound,
             "coverage": calibration.coverage,
             "n_validation": calibration.n_validation,
-            "validation_retired": retired,
+            "validation_retired": written.retired,
             "n_accepted": calibration.n_accepted,
             "pool_expected_accuracy": calibration.pool_expected_accuracy,
             "pool_lower_bound": calibration.pool_lower_bound,
@@ -320,7 +368,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "would_be_threshold": would_be,
             "curve": [list(point) for point in calibration.curve],
         },
-        "confidence_histogram": histogram,
+        "confidence_histogram": written.histogram,
         "cost_to_date": spent.to_dict(),
         "decision": decision,
         "stop_reason": reason,
@@ -332,13 +380,14 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         "auto_before_iteration": counts["auto"],
     }
     return run.replace(
-        ledger=ledger,
+        ledger=written.ledger,
         counts=counts_next,
         iteration=run.iteration + 1,
         model={
             "name": model,
             "artifacts": inference.get("model_artifacts"),
-            "threshold": threshold,
+            "threshold": applied,
+            "deferred_threshold": threshold if applied is None and deferring else None,
             "would_be_threshold": would_be,
             "gate": gate.get("passed"),
         },

