@@ -16,7 +16,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # aws-samples OD workflows: a detection counts at score >= 0.5 and an image is auto-labeled
     # when every kept box does; no calibration, random human selection.
     "aws-sample/fixed-0.5": {
-        "defer_auto_labels": False,  # the sample auto-labels in every round
+        "defer_auto_labels": False,  # the sample auto-labels in every round,
+        "last_model_epochs_factor": 1.0,  # with one training budget
         "fixed_threshold": 0.5,
         "aggregator": "min",
         "keep_threshold": 0.5,
@@ -26,7 +27,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # mean IoU of 0.6 in every round, no confidence bound, the whole validation set alone (no
     # pool-aware check, no retiring).
     "ground-truth/mean-iou-0.6": {
-        "defer_auto_labels": False,  # Ground Truth auto-labels in every round
+        "defer_auto_labels": False,  # Ground Truth auto-labels in every round,
+        "last_model_epochs_factor": 1.0,  # with one training budget
         "target_metric": "mean_iou",
         "target_value": 0.6,
         "confidence_level": None,

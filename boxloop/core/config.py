@@ -94,6 +94,11 @@ class LoopConfig:
     # demo runs, the last model alone labeled 545-644 of the 661 open images at 89.6-91.9 %.
     # It costs inference on the whole pool every round.
     defer_auto_labels: bool = False
+    # Train the last model (see last_training_iteration) this many times the configured
+    # epochs. With defer_auto_labels it alone labels the pool, while earlier models only pick
+    # the human batches: on the demo, twice the training for the last round raised the share of
+    # open images it ranked right at 92 % from 80 to 93 %.
+    last_model_epochs_factor: float = 1.0
     aggregator: Aggregator = "ambiguity"
     score_floor: float = 0.05
     keep_threshold: float = 0.5
@@ -139,6 +144,15 @@ class LoopConfig:
             problems.append("hyperparameters values must be strings, as SageMaker requires")
         if problems:
             raise ConfigError(problems)
+
+    @property
+    def last_training_iteration(self) -> int:
+        """The iteration that trains the last model, unless a stop rule ends the loop sooner.
+
+        With ``finish_with_humans`` the last iteration trains nothing: it sends every open
+        image to humans, so the one before it trains the last model.
+        """
+        return self.max_iterations - (2 if self.finish_with_humans else 1)
 
     @property
     def is_auto_labeling_possible(self) -> bool:
@@ -202,6 +216,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "keep_threshold": (0.0, 1.0),
     "quality_gate_map": (0.0, 1.0),
     "max_iterations": (1, 1000),
+    "last_model_epochs_factor": (1.0, 10.0),
     "patience": (1, 1000),
     "price_per_human_label_usd": (0.0, 1e6),
     "price_per_auto_label_usd": (0.0, 1e6),

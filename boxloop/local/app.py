@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +179,10 @@ def run_local(
         register_handlers(config)
         register_runners(
             work,
-            request.detector,
+            replace(
+                request.detector,
+                reference_epochs=int(config.hyperparameters.get("epochs", 0)) or None,
+            ),
             make_labeling_runner(
                 request.workforce, image_dir=work / "label-images", source_refs=mapping
             ),

@@ -32,7 +32,7 @@ REFERENCE_ATTRIBUTE = "reference"
 DEMO_OVERRIDES: dict[str, Any] = {
     "label_attribute": "boxes",
     "seed_size": 60,
-    "batch_size": 40,
+    "batch_size": 53,
     # ~120 validation images: with 70-80 the plain estimate missed by 5-13 points.
     "validation_fraction": 0.12,
     "min_validation": 40,
@@ -41,12 +41,15 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "confidence_level": 0.8,
     "pool_confidence_level": 0.8,
     "audit_share": 0.05,
-    # Five rounds of training, then the rest goes to humans: every image ends labeled.
-    "max_iterations": 6,
+    # Four rounds of training, then the rest goes to humans: every image ends labeled. Three
+    # batches of 53 cost the human labels of four of 40 and a round's time less (~100 s).
+    "max_iterations": 5,
     "finish_with_humans": True,
-    # Only the fifth model auto-labels: rounds that auto-labeled with earlier models delivered
+    # Only the fourth model auto-labels: rounds that auto-labeled with earlier models delivered
     # 86-89 % exact against a 0.90 bound, as the images they left were harder than validation.
     "defer_auto_labels": True,
+    # ... and trains 2.5x as long (2,560 image-steps against 1,024 for the batch pickers).
+    "last_model_epochs_factor": 2.5,
     # Three simulated workers per image, consolidated: one worker's labels are only ~93% exact
     # against the reference, which caps what calibration can measure below the 0.9 target.
     "workers_per_object": 3,

@@ -79,6 +79,17 @@ class DetectorSettings:
     score_floor: float = 0.05
     crop_size: int | None = 256
     flip_test: bool = True
+    reference_epochs: int | None = None
+    """The run's configured ``epochs``: a training request for other epochs (the longer last
+    model, ``last_model_epochs_factor``) gets ``image_steps`` scaled by their ratio. ``None``
+    keeps ``image_steps`` whatever the request says."""
+
+    def steps_for(self, hyperparameters: dict[str, str]) -> int:
+        """The image-steps budget for a training request's hyperparameters."""
+        epochs = hyperparameters.get("epochs")
+        if not self.reference_epochs or epochs is None:
+            return self.image_steps
+        return max(1, round(self.image_steps * int(epochs) / self.reference_epochs))
 
 
 def _labeled_samples(uri: str, attr: str, images: ImageCache) -> list[tuple[Path, Detections]]:
@@ -124,7 +135,7 @@ def make_training_runner(
             num_classes=int(request["HyperParameters"]["num_classes"]),
             out_dir=job_dir,
             init_weights=init,
-            image_steps=settings.image_steps,
+            image_steps=settings.steps_for(request["HyperParameters"]),
             image_size=settings.image_size,
             batch_size=settings.batch_size,
             seed=settings.seed,

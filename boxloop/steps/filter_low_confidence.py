@@ -261,16 +261,6 @@ def _decide(run: RunState, config: LoopConfig, written: _Written) -> tuple[str, 
     return "continue", None, stalled
 
 
-def _last_model(run: RunState, config: LoopConfig) -> bool:
-    """Whether no model will be trained after this iteration's (the loop may still stop sooner).
-
-    With ``finish_with_humans`` the last iteration trains nothing: it sends every open image
-    to humans, so the iteration before it has the last model.
-    """
-    last_training = config.max_iterations - (2 if config.finish_with_humans else 1)
-    return run.iteration >= last_training
-
-
 def _write_next_ledger(
     run: RunState,
     config: LoopConfig,
@@ -334,7 +324,11 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     threshold = chosen if gate.get("passed") else None
     would_be = _would_be_threshold(calibration, config, passed=bool(gate.get("passed")))
     model = inference.get("model_name") or ""
-    deferring = config.defer_auto_labels and threshold is not None and not _last_model(run, config)
+    deferring = (
+        config.defer_auto_labels
+        and threshold is not None
+        and run.iteration < config.last_training_iteration
+    )
     applied = None if deferring else threshold
     written = _write_next_ledger(run, config, predictions_uri, applied, model)
     decision, reason, stalled = _decide(run, config, written)

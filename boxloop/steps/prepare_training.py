@@ -70,6 +70,18 @@ def warm_start_uri(run: RunState, config: LoopConfig) -> str | None:
     return config.initial_model_uri
 
 
+def _last_model_epochs(run: RunState, config: LoopConfig) -> dict[str, str]:
+    """``epochs`` times ``last_model_epochs_factor`` for the last model, else nothing to change."""
+    epochs = config.hyperparameters.get("epochs")
+    if (
+        config.last_model_epochs_factor == 1.0
+        or epochs is None
+        or run.iteration < config.last_training_iteration
+    ):
+        return {}
+    return {"epochs": str(max(1, round(int(epochs) * config.last_model_epochs_factor)))}
+
+
 def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = "") -> dict[str, Any]:
     """Write train/validation manifests; returns the ``training`` block of the state payload.
 
@@ -103,6 +115,7 @@ def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
         )
     hyperparameters = {
         **config.hyperparameters,
+        **_last_model_epochs(run, config),
         "num_classes": str(config.labels.num_classes),
         "num_training_samples": str(n_train),
         "label_width": str(label_width(max_boxes)),

@@ -80,6 +80,25 @@ def test_prepare_training_derives_label_width_and_num_classes(make_config, make_
 
 
 @pytest.mark.parametrize(
+    ("iteration", "epochs"),
+    [
+        (3, "30"),  # an earlier model: the configured epochs
+        (4, "75"),  # the last model (max_iterations 6 with finish_with_humans): 2.5 x 30
+    ],
+)
+def test_prepare_training_trains_the_last_model_longer(
+    make_config, make_run, ledger, iteration, epochs
+):
+    config = make_config(max_iterations=6, finish_with_humans=True, last_model_epochs_factor=2.5)
+    run = make_run(ledger, config, iteration=iteration)
+
+    hyperparameters = prepare_training(run, config)["hyperparameters"]
+
+    assert config.hyperparameters["epochs"] == "30"
+    assert hyperparameters["epochs"] == epochs
+
+
+@pytest.mark.parametrize(
     ("max_boxes", "width"),
     [
         (0, 7),  # only empty images: the algorithm still needs room for one box
