@@ -67,9 +67,10 @@ class DetectorSettings:
     time flat as labels accumulate (growing epochs made late rounds 7-14 minutes).
 
     Predictions are made at ``image_size`` 320 on the image and its mirror image, averaged;
-    training sees 256-px windows at that scale. On the demo's last round model this raised the
-    share of open images ranked right at 92 % from 82 % (256 px, one pass) to 91 %, for 1.6x
-    the inference time and the same training time (docs/benchmarks.md).
+    training sees 256-px windows at that scale, so it costs what 256-px training did. On a demo
+    run's last model this raised the share of open images ranked right at 92 % from 82 %
+    (256 px, one pass) to 91 %, for three times the inference arithmetic, which the backbone's
+    inference folds mostly paid back (docs/benchmarks.md).
     """
 
     image_steps: int = 2400
