@@ -35,6 +35,8 @@ DEFAULT_CONTEXT: dict[str, Any] = {
     "auditShare": 0.05,
     "validationFraction": 0.2,
     "selectionStrategy": "least_confidence",
+    "deferAutoLabels": False,
+    "lastModelEpochsFactor": 1.0,
     "maxIterations": 10,
     "humanLabelBudget": None,
     "costCapUsd": None,
@@ -68,6 +70,8 @@ LOOP_FIELDS: dict[str, str] = {
     "auditShare": "audit_share",
     "validationFraction": "validation_fraction",
     "selectionStrategy": "selection_strategy",
+    "deferAutoLabels": "defer_auto_labels",
+    "lastModelEpochsFactor": "last_model_epochs_factor",
     "maxIterations": "max_iterations",
     "humanLabelBudget": "human_label_budget",
     "costCapUsd": "cost_cap_usd",
@@ -87,7 +91,11 @@ _INT_KEYS = frozenset(
         "tmpExpirationDays",
     }
 )
-_FLOAT_KEYS = frozenset({"targetValue", "auditShare", "validationFraction", "qualityGateMap"})
+_FLOAT_KEYS = frozenset(
+    {"targetValue", "auditShare", "validationFraction", "qualityGateMap", "lastModelEpochsFactor"}
+)
+_BOOL_KEYS = frozenset({"deferAutoLabels"})
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 _OPTIONAL_NUMBER_KEYS = {"humanLabelBudget": int, "costCapUsd": float}
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -205,6 +213,12 @@ class ContextReader:
             if number is None:
                 self._bad(key, "a number")
             return number
+        if key in _BOOL_KEYS:
+            if isinstance(value, str):
+                value = _BOOL_TEXT.get(value.strip().lower(), value)
+            if not isinstance(value, bool):
+                self._bad(key, "true or false")
+            return value
         if key in _OPTIONAL_NUMBER_KEYS:
             if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
                 return None

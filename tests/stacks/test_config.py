@@ -57,6 +57,9 @@ def test_from_context_reads_region_and_account_from_cdk_environment_first():
         # numbers in hyperparameter overrides become the strings SageMaker wants
         ({"hyperparameters": '{"epochs": 50}'}, "hyperparameters", "50"),
         ({"jobPrefix": "my-loop"}, "job_prefix", "my-loop"),
+        ({"deferAutoLabels": "true"}, "defer_auto_labels", True),
+        ({"deferAutoLabels": False}, "defer_auto_labels", False),
+        ({"lastModelEpochsFactor": "2.5"}, "last_model_epochs_factor", 2.5),
     ],
 )
 def test_from_context_converts_cli_strings_into_loop_settings(overrides, field, expected):
@@ -116,6 +119,8 @@ def test_from_context_reports_every_bad_key_at_once():
         ({"hyperparameters": "{not json"}, "'hyperparameters' must be a JSON object"),
         ({"initialModelUri": "https://x/model.tar.gz"}, "s3://"),
         ({"costCapUsd": "-1"}, "'costCapUsd'"),
+        ({"deferAutoLabels": "maybe"}, "'deferAutoLabels' must be true or false"),
+        ({"lastModelEpochsFactor": "0.5"}, "'lastModelEpochsFactor'"),
         ({"tmpExpirationDays": 0}, "'tmpExpirationDays'"),
         ({"region": "mars"}, "region must look like us-east-1"),
         # a region Ground Truth does not serve is named with the ones it does
