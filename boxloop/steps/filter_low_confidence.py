@@ -338,6 +338,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         written = _write_next_ledger(run, config, predictions_uri, applied, model)
         decision, reason, stalled = _decide(run, config, written)
     counts, spent = written.counts, written.spent
+    held = threshold if deferring and applied is None else None
     report = {
         "iteration": run.iteration,
         "counts": counts,
@@ -346,7 +347,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         "calibration": {
             "threshold": calibration.threshold,
             "applied_threshold": applied,
-            "deferred": deferring and applied is None,
+            "deferred": held is not None,
             "metric": calibration.metric,
             "target": calibration.target,
             "expected_accuracy": calibration.expected_accuracy,
@@ -381,7 +382,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "name": model,
             "artifacts": inference.get("model_artifacts"),
             "threshold": applied,
-            "deferred_threshold": threshold if applied is None and deferring else None,
+            "deferred_threshold": held,
             "would_be_threshold": would_be,
             "gate": gate.get("passed"),
         },

@@ -94,8 +94,8 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
         chosen[rid] = {}
     batch = config.batch_size
     candidates = scan.candidates
-    if config.finish_with_humans and run.iteration >= config.max_iterations - 1:
-        batch = len(candidates)  # the last iteration: everything still open
+    if config.finish_with_humans and run.iteration > config.last_training_iteration:
+        batch = len(candidates)  # after the last model: everything still open goes to humans
     else:
         n_refill = _n_refill(scan, config)
         if budget is not None:

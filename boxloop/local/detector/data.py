@@ -210,8 +210,7 @@ def augment(
 
     Returns:
         ``(3, C, C)`` input in [0, 1] (``C`` the canvas side), ``(K, 4)`` xyxy input-pixel boxes
-        and ``(K,)`` labels,
-        where ``K <= M`` (boxes cropped away, or mostly away, are dropped).
+        and ``(K,)`` labels, where ``K <= M`` (boxes cropped away, or mostly away, are dropped).
     """
     base = letterbox_scale(sample.image.size, image_size)
     low, high = config.scale_range
