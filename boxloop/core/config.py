@@ -63,6 +63,10 @@ class LoopConfig:
     task_time_limit_s: int = 300
     task_availability_s: int = 864_000
     max_concurrent_tasks: int = 1000
+    # Ground Truth takes at most 100,000 objects per labeling job; a larger batch (iteration 0
+    # at a million images: every unlabeled validation image plus the seed) is sent in jobs of
+    # at most this many, the rest carried into the next ones.
+    max_objects_per_labeling_job: int = 100_000
     # Auto-labeling decision.
     target_metric: TargetMetric = "mean_iou"
     target_value: float = 0.6
@@ -209,6 +213,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "task_time_limit_s": (30, 28_800),
     "task_availability_s": (60, 864_000),
     "max_concurrent_tasks": (1, 5000),
+    "max_objects_per_labeling_job": (1, 100_000),
     "target_value": (0.0, 1.0),
     "min_validation": (1, 1e9),
     "min_accepted": (1, 1e9),
