@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from boxloop.aws.clients import client
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 S3_SCHEME = "s3://"
 _CHUNK_BYTES = 1024 * 1024
@@ -106,6 +107,83 @@ def write_text(location: str, text: str) -> None:
         f.write(text)
 
 
+@dataclass(frozen=True, slots=True)
+class ImageBytes:
+    """The start of an image file, its size, and a way to read more of it."""
+
+    head: bytes
+    size_bytes: int
+    read_at: Callable[[int, int], bytes]
+
+
+_UNREADABLE_CODES = frozenset(
+    {"NoSuchKey", "404", "NotFound", "AccessDenied", "403", "InvalidRange", "416", "NoSuchBucket"}
+)
+
+
+def image_reader(max_connections: int = 10) -> Callable[[str], ImageBytes]:
+    """A function reading the first ``HEADER_BYTES`` of an image and its size, for many threads.
+
+    One S3 client with a connection pool as large as the threads that share it (boto3's
+    default of 10 makes more threads queue and reconnect). Each call is one ranged GET: the
+    object's size comes from its ``Content-Range``, so no HEAD is needed.
+
+    Raises (from the returned function):
+        ImageHeaderError: when the object or file cannot be read at all (missing, access
+            denied, empty): that image is unusable, not the run. Other S3 errors (throttling,
+            5xx) propagate, so they are retried rather than misreported as bad images.
+    """
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from boxloop.core.image_size import HEADER_BYTES, ImageHeaderError
+
+    s3: Any = None
+    lock = threading.Lock()
+
+    def ranged(uri: S3Uri, offset: int, length: int) -> dict[str, Any]:
+        try:
+            return s3.get_object(
+                Bucket=uri.bucket, Key=uri.key, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _UNREADABLE_CODES:
+                raise ImageHeaderError(f"{uri}: {code}") from None
+            raise
+
+    def read(location: str) -> ImageBytes:
+        nonlocal s3
+        if not is_s3_uri(location):
+            path = Path(location)
+            try:
+                with path.open("rb") as f:
+                    head = f.read(HEADER_BYTES)
+                size = path.stat().st_size
+            except OSError as exc:
+                raise ImageHeaderError(f"{location}: {exc.strerror}") from None
+
+            def read_local(offset: int, length: int) -> bytes:
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    return f.read(length)
+
+            return ImageBytes(head, size, read_local)
+        with lock:
+            if s3 is None:
+                s3 = client("s3", config=Config(max_pool_connections=max_connections))
+        uri = S3Uri.parse(location)
+        response = ranged(uri, 0, HEADER_BYTES)
+        head = response["Body"].read()
+        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(response.get("ContentLength", len(head)))
+        return ImageBytes(
+            head, size, lambda offset, length: ranged(uri, offset, length)["Body"].read()
+        )
+
+    return read
+
+
 def read_image_size(location: str) -> tuple[int, int]:
     """An image's ``(width, height)`` from its header: a ranged GET, never a full download."""
     from boxloop.core.image_size import HEADER_BYTES, image_size_from_header
@@ -173,7 +251,7 @@ def download_prefix(location: str, dest: Path) -> int:
     uri = S3Uri.parse(location)
     count = 0
     for key in iter_keys(location):
-        relative = key[len(uri.key):].lstrip("/") or key.rsplit("/", 1)[-1]
+        relative = key[len(uri.key) :].lstrip("/") or key.rsplit("/", 1)[-1]
         download_file(f"{S3_SCHEME}{uri.bucket}/{key}", dest / relative)
         count += 1
     return count

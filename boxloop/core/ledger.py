@@ -164,12 +164,15 @@ class LedgerCounts:
     by_role: dict[str, int] = field(default_factory=dict)
     unlabeled_pool: int = 0
     exhausted: int = 0
+    unpredictable: int = 0
 
     def add(self, record: Record, *, max_attempts: int | None = None) -> None:
         """Count one record."""
         self.total += 1
         role = record.provenance.role
         self.by_role[role] = self.by_role.get(role, 0) + 1
+        if not record.provenance.is_predictable:
+            self.unpredictable += 1  # the batch transform cannot take it (see Provenance)
         if record.is_human_labeled:
             self.human += 1
         elif record.is_labeled:
@@ -190,6 +193,7 @@ class LedgerCounts:
             "unlabeled": self.unlabeled,
             "unlabeled_pool": self.unlabeled_pool,
             "exhausted": self.exhausted,
+            "unpredictable": self.unpredictable,
             "by_role": dict(sorted(self.by_role.items())),
         }
 

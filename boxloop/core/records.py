@@ -23,6 +23,8 @@ Role = Literal["seed", "validation", "test", "pool"]
 ROLES: tuple[Role, ...] = get_args(Role)
 PROVENANCE_KEY = "boxloop"
 ID_KEY = "id"
+IMAGE_OK = "ok"
+"""``Provenance.image_check`` of an image the batch transform can take."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +46,12 @@ class Provenance:
             confidence reached: the pool images like it were auto-labeled then, so it no
             longer stands for the pool that is left and stops calibrating (see
             ``LoopConfig.shadow_validation``).
+        image_check: ``"ok"`` once ingest has read the image header and found an image the
+            batch transform can take; else why it cannot (``format``, ``channels``,
+            ``payload``, ``incomplete``, ``unreadable``, see ``boxloop.core.image_size``):
+            such an image is never sent to inference, but humans can still label it.
+            ``None``: not checked yet (a ledger from before the check; ingest checks it).
+        image_problem: The reason in words, for the report, when the check failed.
     """
 
     role: Role = "pool"
@@ -55,6 +63,13 @@ class Provenance:
     audit: bool = False
     image_wh: tuple[int, int] | None = None
     would_auto_at: int | None = None
+    image_check: str | None = None
+    image_problem: str | None = None
+
+    @property
+    def is_predictable(self) -> bool:
+        """False when ingest found that the batch transform cannot take the image."""
+        return self.image_check is None or self.image_check == IMAGE_OK
 
     def to_json(self) -> dict[str, Any]:
         """Compact JSON: fields at their defaults are left out."""

@@ -7,21 +7,53 @@ every label already paid for carries over and nothing is relabeled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
-from boxloop.aws.s3 import iter_lines, open_for_write, write_text
-from boxloop.core.errors import ConfigError, NothingUsableError
+from boxloop.aws.s3 import S3Uri, image_reader, is_s3_uri, iter_lines, open_for_write, write_text
+from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX
+from boxloop.core.image_size import (
+    TAIL_BYTES,
+    ImageHeaderError,
+    ImageProblem,
+    incomplete_problem,
+    is_complete,
+    read_image_header,
+    transform_problem,
+    unreadable_problem,
+)
 from boxloop.core.ledger import LedgerCounts, assign_role, sort_lines_by_key
 from boxloop.core.manifests import SOURCE_REF, ValidationReport, validate_manifest, write_json_line
-from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Provenance, Record, record_to_line
-from boxloop.steps.run import RunState, iter_records, safe_name
+from boxloop.core.records import (
+    ID_KEY,
+    IMAGE_OK,
+    PROVENANCE_KEY,
+    Provenance,
+    Record,
+    record_to_line,
+)
+from boxloop.steps.run import RunState, iter_records, run_id_for
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
+    from boxloop.aws.s3 import ImageBytes
     from boxloop.core.config import LoopConfig
+
+MAX_PAYLOAD_MB = 50
+"""The Transform state's ``MaxPayloadInMB`` (statemachine/boxloop.asl.json; a test keeps them
+equal): batch transform sends each image as one record, and fails the whole job on an image
+over it. CreateTransformJob allows at most 100 MB, and ``MaxConcurrentTransforms *
+MaxPayloadInMB`` at most 100 where concurrency is set (built-in algorithms set their own, and
+none takes HTTP chunked encoding, the only way past it); 50 is above Ground Truth's 40 MB image
+limit, so every image humans can label can be predicted, and leaves room for two concurrent
+transforms."""
+IMAGE_CHECK_WORKERS = 32
+"""Header reads in flight at once: each is one ranged GET, mostly waiting on S3."""
+REJECTED_FILE = "rejected.jsonl"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,7 +76,11 @@ class IngestRequest:
 
     @classmethod
     def from_event(cls, event: dict[str, Any], *, bucket: str) -> IngestRequest:
-        """Parse ``{"execution": name, "input": {...}}``; every problem is reported at once."""
+        """Parse ``{"execution": name, "execution_arn": arn, "input": {...}}``.
+
+        Every problem is reported at once. The run id is ``run_id_for(name, arn)``: each
+        execution gets its own folder and job names, even when names collide.
+        """
         data = event.get("input") or {}
         problems = []
         if not isinstance(data, dict):
@@ -67,7 +103,8 @@ class IngestRequest:
             problems.append(f"unknown execution input keys {unknown}")
         if problems:
             raise ConfigError(problems)
-        run_id = safe_name(str(event.get("execution") or "run"), 80)
+        arn = event.get("execution_arn")
+        run_id = run_id_for(str(event.get("execution") or "run"), str(arn) if arn else None)
         return cls(
             run_id=run_id,
             root=f"s3://{bucket}/runs/{run_id}",
@@ -77,11 +114,81 @@ class IngestRequest:
         )
 
 
-def _new_records(manifest: str, config: LoopConfig, report: ValidationReport) -> Iterator[Record]:
-    """Valid input lines as records; a label under any attribute name becomes the run's label."""
+@dataclass(slots=True)
+class _Buckets:
+    """The run's image bucket (its first image's) and how many lines each bucket had."""
+
+    first: str | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def other_bucket_error(
+        self, line_no: int, source_ref: str, source: str
+    ) -> ManifestError | None:
+        """The error of a line whose image is not in the run's bucket, or ``None``.
+
+        A batch transform's ManifestFile has one prefix, so a run's images share one bucket;
+        a line in another bucket is set aside here, before anything is paid for, instead of
+        failing the first batch transform after the seed round's labels.
+        """
+        if not is_s3_uri(source_ref):
+            return None
+        try:
+            bucket = S3Uri.parse(source_ref).bucket
+        except ValueError as exc:
+            return ManifestError(str(exc), source=source, line=line_no, field=SOURCE_REF)
+        self.lines[bucket] = self.lines.get(bucket, 0) + 1
+        if self.first is None:
+            self.first = bucket
+        if bucket == self.first:
+            return None
+        return ManifestError(
+            f"is in s3://{bucket}/, but this run's images are in s3://{self.first}/ (the "
+            "bucket of its first image): batch transform reads the images of one bucket",
+            source=source,
+            line=line_no,
+            field=SOURCE_REF,
+            hint=f"copy the image into s3://{self.first}/ and list the copy, or label the "
+            f"images of s3://{bucket}/ in a run of their own",
+        )
+
+    def check_majority(self, source: str) -> None:
+        """Fail when the first line's bucket holds fewer lines than the others together.
+
+        Raises:
+            NothingUsableError: then the first line is most likely the stray one, and going on
+                would leave most of the dataset out of the run.
+        """
+        if self.first is None:
+            return
+        kept = self.lines[self.first]
+        others = sum(self.lines.values()) - kept
+        if others > kept:
+            counts = ", ".join(f"s3://{b}/: {n}" for b, n in sorted(self.lines.items()))
+            raise NothingUsableError(
+                f"the images are spread over several buckets ({counts}); the run would keep "
+                f"only the {kept} in s3://{self.first}/, its first line's bucket",
+                source=source,
+                hint="put every image in one bucket (or start with a line of the main one)",
+            )
+
+
+def _new_records(
+    manifest: str, config: LoopConfig, report: ValidationReport, buckets: _Buckets
+) -> Iterator[tuple[int | None, Record]]:
+    """Valid input lines as ``(line number, record)``.
+
+    A label under any attribute name becomes the run's label. A line whose image is in
+    another bucket than the first line's goes to ``report`` instead.
+    """
     for line in validate_manifest(
         iter_lines(manifest), source=manifest, label_config=config.labels, report=report
     ):
+        other_bucket = buckets.other_bucket_error(line.line, line.source_ref, manifest)
+        if other_bucket is not None:
+            report.good -= 1
+            report.labeled -= line.label is not None
+            report.errors.append(other_bucket)
+            continue
         skip = {SOURCE_REF, ID_KEY, PROVENANCE_KEY}
         if line.label_attribute:
             skip |= {line.label_attribute, line.label_attribute + METADATA_SUFFIX}
@@ -92,13 +199,122 @@ def _new_records(manifest: str, config: LoopConfig, report: ValidationReport) ->
             test_fraction=config.test_fraction,
         )
         image_wh = line.label.detections.image_wh if line.label else None
-        yield Record(
-            id=line.id,
-            source_ref=line.source_ref,
-            label=line.label,
-            provenance=Provenance(role=role, image_wh=image_wh),
-            extra={k: v for k, v in line.fields.items() if k not in skip},
+        yield (
+            line.line,
+            Record(
+                id=line.id,
+                source_ref=line.source_ref,
+                label=line.label,
+                provenance=Provenance(role=role, image_wh=image_wh),
+                extra={k: v for k, v in line.fields.items() if k not in skip},
+            ),
         )
+
+
+def check_image(
+    image: ImageBytes, *, max_payload_mb: int
+) -> tuple[tuple[int, int] | None, ImageProblem | None]:
+    """``(image size, None)``, or ``(None, why the batch transform cannot take it)``.
+
+    From the header only. The end of a PNG larger than the first read is fetched too (one more
+    small ranged GET): a PNG cut short keeps its header and fails the decoder, and so the whole
+    transform job. A JPEG cut short is decoded with its missing rows grey, so only a JPEG read
+    whole is checked for its end marker.
+    """
+    try:
+        header = read_image_header(image.head, image.read_at)
+        problem = transform_problem(header, image.size_bytes, max_payload_mb=max_payload_mb)
+        tail = None
+        if problem is None and image.size_bytes <= len(image.head):
+            tail = image.head
+        elif problem is None and header.format == "png":
+            tail = image.read_at(max(0, image.size_bytes - TAIL_BYTES), TAIL_BYTES)
+        if tail is not None and not is_complete(header.format, tail):
+            problem = incomplete_problem(header, image.size_bytes)
+    except ImageHeaderError as exc:
+        return None, unreadable_problem(exc)
+    if problem is not None:
+        return None, problem
+    return header.image_wh, None
+
+
+@dataclass(slots=True)
+class ImageChecks:
+    """Counts of ingest's image checks, for the run's counts."""
+
+    checked: int = 0
+    problems: int = 0
+
+
+def _checked_record(
+    record: Record, read: Callable[[str], ImageBytes], max_payload_mb: int
+) -> tuple[Record, ImageProblem | None]:
+    try:
+        image_wh, problem = check_image(read(record.source_ref), max_payload_mb=max_payload_mb)
+    except ImageHeaderError as exc:  # the object itself could not be read
+        image_wh, problem = None, unreadable_problem(exc)
+    if problem is not None:
+        marked = record.with_provenance(image_check=problem.code, image_problem=problem.reason)
+        return marked, problem
+    if record.label is not None or record.provenance.image_wh is not None:
+        image_wh = record.provenance.image_wh  # a label's own size stays the one that counts
+    return record.with_provenance(image_check=IMAGE_OK, image_wh=image_wh), None
+
+
+_Pending = tuple[int | None, Record, "Future[tuple[Record, ImageProblem | None]] | None"]
+
+
+def with_image_checks(
+    records: Iterable[tuple[int | None, Record]],
+    rejected: IO[str],
+    stats: ImageChecks,
+    *,
+    read: Callable[[str], ImageBytes] | None = None,
+    workers: int = IMAGE_CHECK_WORKERS,
+    max_payload_mb: int = MAX_PAYLOAD_MB,
+) -> Iterator[Record]:
+    """Records with their image checked (``Provenance.image_check``), in the order they came.
+
+    Reads run in a pool of ``workers`` threads with at most ``2 * workers`` records in flight,
+    so memory stays flat however many images there are. A record checked before (a resumed
+    ledger) is not read again. Each image the transform cannot take gets a line in
+    ``rejected``: it stays in the ledger, and humans can still label it.
+    """
+    read = read or image_reader(max_connections=workers)
+    pending: deque[_Pending] = deque()
+
+    def finish(item: _Pending) -> Record:
+        line_no, record, future = item
+        if future is None:
+            return record
+        checked, problem = future.result()
+        stats.checked += 1
+        if problem is not None:
+            stats.problems += 1
+            write_json_line(
+                rejected,
+                {
+                    "line": line_no,
+                    "id": record.id,
+                    SOURCE_REF: record.source_ref,
+                    "check": problem.code,
+                    "reason": problem.reason,
+                    "fix": problem.fix,
+                    "in_ledger": True,
+                },
+            )
+        return checked
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for line_no, record in records:
+            future = None
+            if record.provenance.image_check is None:
+                future = pool.submit(_checked_record, record, read, max_payload_mb)
+            pending.append((line_no, record, future))
+            if len(pending) >= 2 * workers:
+                yield finish(pending.popleft())
+        while pending:
+            yield finish(pending.popleft())
 
 
 def write_sorted(
@@ -124,34 +340,56 @@ def write_sorted(
     return counts
 
 
-def ingest(request: IngestRequest, config: LoopConfig) -> RunState:
+def ingest(
+    request: IngestRequest,
+    config: LoopConfig,
+    *,
+    read_image: Callable[[str], ImageBytes] | None = None,
+) -> RunState:
     """Write the run's config and first ledger; returns the initial run state.
 
+    Every image's header is read once (``with_image_checks``); ``read_image`` replaces the
+    ranged S3 GET that reads it (a benchmark without real images passes its own).
+
+    ``output/rejected.jsonl`` lists each manifest line set aside (bad, repeated, or in another
+    bucket: not in the ledger) and each image the batch transform cannot take (in the ledger,
+    ``"in_ledger": true``, for humans only); the counts say how many of each.
+
     Raises:
-        NothingUsableError: when no line of the input manifest is usable.
+        NothingUsableError: when no line of the input manifest is usable, or when most lines
+            name images in other buckets than the first line's.
     """
     run = RunState(run_id=request.run_id, root=request.root, ledger="")
     write_text(run.paths.config(), json.dumps(config.to_dict(), indent=2, sort_keys=True))
     ledger = run.paths.ledger(0, "ingest")
     attr = config.label_attribute
-    if request.ledger:
-        records = iter_records(request.ledger, attr)
+    checks = ImageChecks()
+    rejected_uri = run.paths.output(REJECTED_FILE)
+    report = ValidationReport(source=request.manifest or request.ledger or "")
+    buckets = _Buckets()
+    with open_for_write(rejected_uri) as rejected_out:
+        if request.ledger:
+            lines: Iterable[tuple[int | None, Record]] = (
+                (None, r) for r in iter_records(request.ledger, attr)
+            )
+        else:
+            lines = _new_records(request.manifest or "", config, report, buckets)
+        records = with_image_checks(lines, rejected_out, checks, read=read_image)
         counts = write_sorted(ledger, records, attr, max_attempts=config.max_label_attempts)
-        rejected = 0
-    else:
-        report = ValidationReport(source=request.manifest or "")
-        records = _new_records(request.manifest or "", config, report)
-        counts = write_sorted(ledger, records, attr, max_attempts=config.max_label_attempts)
-        rejected = report.bad
-        with open_for_write(run.paths.output("rejected.jsonl")) as out:
-            for error in report.errors:
-                write_json_line(
-                    out, {"line": error.line, "field": error.field, "reason": error.detail}
-                )
+        for error in report.errors:
+            write_json_line(
+                rejected_out, {"line": error.line, "field": error.field, "reason": error.detail}
+            )
+    if not request.ledger:
         if counts.total == 0:
             raise NothingUsableError(
-                f"no usable line ({report.summary()}); see {run.paths.output('rejected.jsonl')}",
-                source=report.source,
+                f"no usable line ({report.summary()}); see {rejected_uri}", source=report.source
             )
-    counts_json = {**counts.to_json(), "rejected": rejected}
+        buckets.check_majority(report.source)
+    counts_json = {
+        **counts.to_json(),
+        "rejected": report.bad,
+        "images_checked": checks.checked,
+        "images_not_predictable": checks.problems,
+    }
     return run.replace(ledger=ledger, counts=counts_json)

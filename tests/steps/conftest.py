@@ -130,3 +130,42 @@ def make_run(tmp_path: Path) -> Callable[..., RunState]:
         return run.replace(ledger=ledger)
 
     return build
+
+
+def jpeg_bytes(
+    wh: tuple[int, int] = (640, 480), *, components: int = 3, complete: bool = True
+) -> bytes:
+    """A minimal JPEG as far as a header reader looks: SOI, a baseline frame header, EOI.
+
+    Not decodable (no scan), which ingest never needs: it reads headers only.
+    """
+    sof = bytes([0xFF, 0xC0]) + (8 + 3 * components).to_bytes(2, "big") + bytes([8])
+    sof += wh[1].to_bytes(2, "big") + wh[0].to_bytes(2, "big") + bytes([components])
+    sof += b"".join(bytes([i + 1, 0x11, 0]) for i in range(components))
+    return b"\xff\xd8" + sof + (b"\xff\xd9" if complete else b"")
+
+
+@pytest.fixture(name="jpeg_bytes")
+def jpeg_bytes_fixture() -> Callable[..., bytes]:
+    """``jpeg_bytes``, for tests."""
+    return jpeg_bytes
+
+
+@pytest.fixture
+def image_reader() -> Callable[..., Callable[[str], Any]]:
+    """A reader for ``ingest(read_image=...)``: every image is ``data`` (default: an RGB JPEG).
+
+    ``overrides`` maps a source-ref to other bytes, or to an exception to raise.
+    """
+    from boxloop.aws.s3 import ImageBytes
+
+    def make(data: bytes | None = None, overrides: dict[str, Any] | None = None) -> Any:
+        def read(location: str) -> ImageBytes:
+            content = (overrides or {}).get(location, data if data is not None else jpeg_bytes())
+            if isinstance(content, Exception):
+                raise content
+            return ImageBytes(content, len(content), lambda o, n: content[o : o + n])
+
+        return read
+
+    return make

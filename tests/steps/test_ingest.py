@@ -9,6 +9,7 @@ from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
 from boxloop.core.ledger import assign_role
 from boxloop.core.manifests import record_id
 from boxloop.steps.ingest import IngestRequest, ingest
+from boxloop.steps.run import run_id_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,13 +45,13 @@ def mixed_manifest(tmp_path: Path, gt_fields) -> tuple[str, list[str]]:
 
 
 def test_ingest_writes_ledger_sorted_by_id_with_hash_roles(
-    tmp_path, make_config, read_jsonl, mixed_manifest
+    tmp_path, make_config, read_jsonl, mixed_manifest, image_reader
 ):
     # GIVEN a manifest of good and bad lines and a config with validation and test shares
     manifest, good_refs = mixed_manifest
     config = make_config(validation_fraction=0.3, test_fraction=0.2, seed=7)
     # WHEN it is ingested
-    run = ingest(_request(tmp_path, manifest=manifest), config)
+    run = ingest(_request(tmp_path, manifest=manifest), config, read_image=image_reader())
     # THEN the ledger holds every good image once, sorted by id, with the role its id hashes to
     lines = read_jsonl(run.ledger)
     ids = [line["id"] for line in lines]
@@ -71,12 +72,12 @@ def test_ingest_writes_ledger_sorted_by_id_with_hash_roles(
 
 
 def test_ingest_quarantines_every_bad_line_with_its_number(
-    tmp_path, make_config, read_jsonl, mixed_manifest
+    tmp_path, make_config, read_jsonl, mixed_manifest, image_reader
 ):
     # GIVEN a manifest whose lines 2, 4, 5 and 6 are bad in four different ways
     manifest, _ = mixed_manifest
     # WHEN it is ingested
-    run = ingest(_request(tmp_path, manifest=manifest), make_config())
+    run = ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())
     # THEN output/rejected.jsonl lists each bad line with its number and reason
     rejected = read_jsonl(run.paths.output("rejected.jsonl"))
     assert [r["line"] for r in rejected] == [2, 4, 5, 6]
@@ -88,12 +89,12 @@ def test_ingest_quarantines_every_bad_line_with_its_number(
 
 
 def test_ingest_keeps_a_human_label_when_under_another_attribute_name(
-    tmp_path, make_config, read_jsonl, mixed_manifest
+    tmp_path, make_config, read_jsonl, mixed_manifest, image_reader
 ):
     # GIVEN a line labeled by humans under "bounding-box" while the run's attribute is "boxes"
     manifest, _ = mixed_manifest
     # WHEN it is ingested
-    run = ingest(_request(tmp_path, manifest=manifest), make_config())
+    run = ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())
     # THEN the label sits under "boxes", still human, and the old attribute is gone
     line = next(x for x in read_jsonl(run.ledger) if x["source-ref"].endswith("labeled.jpg"))
     assert "bounding-box" not in line
@@ -106,7 +107,9 @@ def test_ingest_keeps_a_human_label_when_under_another_attribute_name(
     assert line["note"] == "keep me"
 
 
-def test_ingest_keeps_the_first_of_duplicated_lines(tmp_path, make_config, read_jsonl):
+def test_ingest_keeps_the_first_of_duplicated_lines(
+    tmp_path, make_config, read_jsonl, image_reader
+):
     # GIVEN the same image twice, the second time with a label
     ref = "s3://imgs/dup.jpg"
     manifest = _write_manifest(
@@ -114,24 +117,26 @@ def test_ingest_keeps_the_first_of_duplicated_lines(tmp_path, make_config, read_
         [json.dumps({"source-ref": ref, "n": 1}), json.dumps({"source-ref": ref, "n": 2})],
     )
     # WHEN it is ingested
-    run = ingest(_request(tmp_path, manifest=manifest), make_config())
+    run = ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())
     # THEN one record remains, from line 1, and line 2 is rejected naming line 1
     assert [(x["source-ref"], x["n"]) for x in read_jsonl(run.ledger)] == [(ref, 1)]
     assert [r["line"] for r in read_jsonl(run.paths.output("rejected.jsonl"))] == [2]
 
 
-def test_ingest_raises_nothing_usable_when_every_line_is_bad(tmp_path, make_config, read_jsonl):
+def test_ingest_raises_nothing_usable_when_every_line_is_bad(
+    tmp_path, make_config, read_jsonl, image_reader
+):
     # GIVEN a manifest with no usable line
     manifest = _write_manifest(tmp_path / "bad.manifest", ["[1, 2]", "{oops", '{"a": 1}'])
     # WHEN / THEN ingest raises, and the quarantine report still lists all three lines
     with pytest.raises(NothingUsableError, match="no usable line"):
-        ingest(_request(tmp_path, manifest=manifest), make_config())
+        ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())
     rejected = read_jsonl(tmp_path / "run" / "output" / "rejected.jsonl")
     assert [r["line"] for r in rejected] == [1, 2, 3]
 
 
 def test_ingest_copies_every_label_when_resuming_from_a_ledger(
-    tmp_path, make_config, make_run, gt_fields, ledger_line, read_jsonl
+    tmp_path, make_config, make_run, gt_fields, ledger_line, read_jsonl, image_reader
 ):
     # GIVEN an earlier run's ledger with human and machine labels and provenance
     config = make_config()
@@ -156,14 +161,49 @@ def test_ingest_copies_every_label_when_resuming_from_a_ledger(
     )
     # WHEN a new run resumes from it
     request = IngestRequest(run_id="run-2", root=str(tmp_path / "run2"), ledger=earlier.ledger)
-    run = ingest(request, config)
-    # THEN the new ledger holds the same lines, labels and provenance included
-    assert read_jsonl(run.ledger) == read_jsonl(earlier.ledger)
+    run = ingest(request, config, read_image=image_reader())
+    # THEN the new ledger holds the same lines, labels and provenance included, plus the
+    # image check the earlier ledger lacked (and the size of the unlabeled image's header)
+    resumed = read_jsonl(run.ledger)
+    for line in resumed:
+        assert line["boxloop"].pop("image_check") == "ok"
+    unlabeled = next(line for line in resumed if "boxes" not in line)
+    assert unlabeled["boxloop"].pop("image_wh", None) in (None, [640, 480])
+    assert resumed == read_jsonl(earlier.ledger)
     assert (run.counts["human"], run.counts["auto"], run.counts["unlabeled"]) == (1, 1, 1)
+    assert run.counts["images_checked"] == 3
     assert run.ledger.startswith(str(tmp_path / "run2"))
 
 
-def test_ingest_validates_a_ledger_it_resumes_from(tmp_path, make_config, gt_fields):
+def test_ingest_reads_no_image_again_when_resuming_from_a_checked_ledger(
+    tmp_path, make_config, read_jsonl, image_reader, jpeg_bytes
+):
+    # GIVEN a run ingested from a manifest: every image checked once, one of them refused
+    refs = [f"s3://imgs/{i}.jpg" for i in range(4)]
+    manifest = _write_manifest(
+        tmp_path / "input.manifest", [json.dumps({"source-ref": ref}) for ref in refs]
+    )
+    grey = jpeg_bytes(components=1)
+    first = ingest(
+        _request(tmp_path, manifest=manifest),
+        make_config(),
+        read_image=image_reader(overrides={refs[2]: grey}),
+    )
+    assert (first.counts["images_checked"], first.counts["images_not_predictable"]) == (4, 1)
+
+    # WHEN a new run resumes from its ledger with a reader that fails on any read
+    def no_read(location: str) -> Any:
+        raise AssertionError(f"{location} was read again")
+
+    request = IngestRequest(run_id="run-2", root=str(tmp_path / "run2"), ledger=first.ledger)
+    run = ingest(request, make_config(), read_image=no_read)
+    # THEN nothing is read, and the refused image is still marked and counted
+    assert run.counts["images_checked"] == 0
+    assert run.counts["unpredictable"] == 1
+    assert read_jsonl(run.ledger) == read_jsonl(first.ledger)
+
+
+def test_ingest_validates_a_ledger_it_resumes_from(tmp_path, make_config, gt_fields, image_reader):
     # GIVEN a ledger from elsewhere whose second line has a box outside its image
     lines = [
         {"source-ref": "s3://imgs/a.jpg"},
@@ -172,7 +212,7 @@ def test_ingest_validates_a_ledger_it_resumes_from(tmp_path, make_config, gt_fie
     ledger = _write_manifest(tmp_path / "old.jsonl", [json.dumps(line) for line in lines])
     # WHEN / THEN resuming from it fails, naming the line and the box: it is not trusted
     with pytest.raises(ManifestError, match=r"old\.jsonl:2: boxes\.annotations\[0\]"):
-        ingest(_request(tmp_path, ledger=ledger), make_config())
+        ingest(_request(tmp_path, ledger=ledger), make_config(), read_image=image_reader())
 
 
 @pytest.mark.parametrize(
@@ -202,6 +242,7 @@ def test_ingest_request_names_the_run_after_the_execution():
     request = IngestRequest.from_event(
         {"execution": "my run/1", "input": {"manifest": "s3://b/in.manifest"}}, bucket="bkt"
     )
-    assert request.run_id == "my-run-1"
-    assert request.root == "s3://bkt/runs/my-run-1"
+    assert request.run_id == run_id_for("my run/1")  # my-run-1-<hash of the name>
+    assert request.run_id.startswith("my-run-1-")
+    assert request.root == f"s3://bkt/runs/{request.run_id}"
     assert (request.manifest, request.ledger, request.overrides) == ("s3://b/in.manifest", None, {})
