@@ -1,4 +1,14 @@
-"""Error types for bad input; class names are API (Lambda error types, ASL ErrorEquals)."""
+"""Error types; class names are API: Lambda reports them, the ASL's ErrorEquals matches them.
+
+Two kinds, which ``statemachine/boxloop.asl.json`` treats differently:
+
+- terminal: ``BoxloopError`` and every subclass (bad input, bad configuration). Running the step
+  again cannot help, so every Lambda task names them in a ``Catch`` that goes straight to
+  ``NotifyFailure``, and no ``Retry`` names them.
+- transient: ``TransientServiceError``, an AWS call that failed after botocore's own retries in
+  a way worth trying again later (throttling, a 5xx, a timeout). Every Lambda task retries it
+  with backoff, as it retries ``Lambda.TooManyRequestsException``.
+"""
 
 from __future__ import annotations
 
@@ -70,6 +80,10 @@ class ConfigError(BoxloopError, ValueError):
 
 class NothingUsableError(ManifestError):
     """Every line of a manifest was bad: there is nothing to continue with."""
+
+
+class TransientServiceError(Exception):
+    """An AWS call failed transiently (throttled, 5xx, timed out) after botocore's retries."""
 
 
 def _rebuild(

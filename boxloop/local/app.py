@@ -132,8 +132,8 @@ def _rewrite_refs(src: Path, dest: Path, mapping: dict[str, str]) -> None:
             write_json_line(out, obj)
 
 
-def _save_latest_ledger(run_name: str, out_dir: Path, mapping: dict[str, str]) -> Path | None:
-    keys = sorted(iter_keys(f"s3://{BUCKET}/runs/{run_name}/ledger/"))
+def _save_latest_ledger(root: str, out_dir: Path, mapping: dict[str, str]) -> Path | None:
+    keys = sorted(iter_keys(f"{root}/ledger/"))
     if not keys:
         return None
     tmp = download_file(f"s3://{BUCKET}/{keys[-1]}", out_dir / ".ledger.emulated")
@@ -192,9 +192,9 @@ def run_local(
         run_files = out / RUN_FILES
         if request.keep_run_files:
             shutil.rmtree(run_files, ignore_errors=True)
-            download_prefix(f"s3://{BUCKET}/runs/{request.run_name}/", run_files)
+            download_prefix(f"{run.root}/", run_files)
         if run.status != "SUCCEEDED" or not run.output:
-            saved = _save_latest_ledger(request.run_name, out, mapping)
+            saved = _save_latest_ledger(run.root, out, mapping)
             where = (
                 f"; the ledger is saved in {saved} (resume with --resume {saved})" if saved else ""
             )

@@ -32,6 +32,7 @@ from boxloop.local.runners import (
     make_training_runner,
     make_transform_runner,
 )
+from boxloop.steps.run import run_id_for
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -69,9 +70,14 @@ class StepEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalRun:
-    """What a local execution produced (files are copied out of the emulator by the caller)."""
+    """What a local execution produced (files are copied out of the emulator by the caller).
+
+    ``root`` is the run's folder in the emulated bucket, ``s3://<bucket>/runs/<run id>``, named
+    as the Ingest Lambda names it from the execution's name and ARN.
+    """
 
     status: str
+    root: str
     output: dict[str, Any] | None
     error: str | None
     cause: str | None
@@ -268,6 +274,7 @@ def run_execution(
     output = json.loads(described["output"]) if described.get("output") else None
     return LocalRun(
         status=described["status"],
+        root=f"s3://{BUCKET}/runs/{run_id_for(name, arn)}",
         output=output,
         error=described.get("error"),
         cause=described.get("cause"),

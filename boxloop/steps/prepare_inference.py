@@ -92,7 +92,8 @@ def prepare_inference(
             )
             count += 1
         manifest.write("]\n" if bucket else "[]\n")
-    job_name = training["job_name"]
+    # Train names each attempt's job <job_name>-<retry count>; the real name is in its result.
+    job_name = (training.get("result") or {}).get("job_name") or training["job_name"]
     return {
         "count": count,
         "gate": quality_gate(training, config),

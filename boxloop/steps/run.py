@@ -37,6 +37,22 @@ def run_hash(run_id: str) -> str:
     return hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()
 
 
+def run_id_for(execution_name: str, execution_arn: str | None = None) -> str:
+    """``<execution name, folder-safe>-<8 hex of the execution ARN>``: one run per execution.
+
+    The name alone is not enough: ``run_1``, ``run.1`` and ``run-1`` are one folder-safe name,
+    and two stacks (or regions, or accounts) sharing a bucket or a ``jobPrefix`` both accept
+    the name ``run-1``. The execution ARN (``$$.Execution.Id``) names the state machine, region
+    and account too, so its hash tells them apart; the run folder still starts with the
+    execution name, so a user finds it by that name. Job names hash the run id in turn.
+
+    Args:
+        execution_name: ``$$.Execution.Name``.
+        execution_arn: ``$$.Execution.Id``; without it (a direct call) the exact name is hashed.
+    """
+    return f"{safe_name(execution_name)}-{run_hash(execution_arn or execution_name)}"
+
+
 @dataclass(frozen=True, slots=True)
 class RunPaths:
     """Where each step writes: ``<root>/iter-<k>/<step>/...`` plus the ledger versions."""
@@ -80,7 +96,8 @@ class RunState:
     """The ``run`` block of the state machine payload.
 
     Attributes:
-        run_id: The execution name; folders are named after it.
+        run_id: ``<execution name>-<hash of the execution ARN>`` (``run_id_for``); the run's
+            folder and job names derive from it.
         root: ``s3://bucket/runs/<run_id>`` (or a local folder in tests).
         ledger: The current ledger version.
         iteration: The current iteration, 0 for the seed round.
@@ -107,7 +124,12 @@ class RunState:
         return RunPaths(self.root)
 
     def job_name(self, config: LoopConfig, kind: str, *, iteration: int | None = None) -> str:
-        """``<prefix>-<run hash>-<iteration>-<kind>``: deterministic and unique per run."""
+        """``<prefix>-<run hash>-<iteration>-<kind>``: deterministic and unique per run.
+
+        At most 20 + 24 characters: the ASL appends ``-<retry count>`` to name each attempt of
+        a SageMaker job apart, well within SageMaker's 63, and every name matches the IAM
+        pattern ``<jobPrefix>-*``.
+        """
         k = self.iteration if iteration is None else iteration
         return f"{config.job_prefix}-{run_hash(self.run_id)}-{k:03d}-{kind}"
 

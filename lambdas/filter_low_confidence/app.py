@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from boxloop.aws.transient import name_transient_errors
 from boxloop.steps.filter_low_confidence import filter_low_confidence
 from boxloop.steps.run import RunState, load_config
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 logger = Logger()
 
 
+@name_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     """Thin adapter: state input -> one boxloop step -> state output (URIs and counts)."""
     run = RunState.from_json(event["run"])

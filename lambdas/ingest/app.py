@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from boxloop.aws.transient import name_transient_errors
 from boxloop.steps.ingest import IngestRequest, ingest
 from boxloop.steps.run import BUCKET_ENV, default_config
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 logger = Logger()
 
 
+@name_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     """Thin adapter: state input -> one boxloop step -> state output (URIs and counts)."""
     request = IngestRequest.from_event(event, bucket=os.environ[BUCKET_ENV])

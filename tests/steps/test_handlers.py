@@ -14,14 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from boxloop.aws import clients
+from boxloop.core.errors import TransientServiceError
 from boxloop.core.ledger import sort_by_id
 from boxloop.core.manifests import record_id
 from boxloop.core.records import record_from_json
 from boxloop.steps.postprocess import PREDICTIONS_FILE
-from boxloop.steps.run import BUCKET_ENV, CONFIG_ENV, RunState, write_records
+from boxloop.steps.run import (
+    BUCKET_ENV,
+    CONFIG_ENV,
+    RunState,
+    default_config,
+    run_id_for,
+    write_records,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -31,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "boxloop-test"
 IMAGES = "s3://imgs"
 ROOT = f"s3://{BUCKET}/runs/exec-1"
+EXECUTIONS = "arn:aws:states:us-east-1:123456789012:execution:boxloop"
 MAX_PAYLOAD_BYTES = 4096
 ONE = [(0, 10, 10, 20, 20)]
 
@@ -119,17 +129,83 @@ def s3_run(s3, make_config, ledger_line, gt_fields) -> Callable[..., dict[str, A
 def test_ingest_handler_writes_the_ledger_and_returns_the_run(s3):
     # GIVEN an input manifest in S3 and the execution input Step Functions passes
     manifest = _put(s3, "in/input.manifest", [{"source-ref": _ref(f"i{i}")} for i in range(5)])
-    event = {"execution": "exec-1", "input": {"manifest": manifest, "overrides": {"seed": 3}}}
+    event = {
+        "execution": "exec-1",
+        "execution_arn": f"{EXECUTIONS}:exec-1",
+        "input": {"manifest": manifest, "overrides": {"seed": 3}},
+    }
     # WHEN the Ingest Lambda runs
     run = _handler("ingest")(event, None)
-    # THEN the ledger and config are in the run folder, and the payload holds URIs and counts
-    assert run["ledger"] == f"{ROOT}/ledger/iter-000-0-ingest.jsonl"
+    # THEN the ledger and config are in the run folder, named after the execution and the hash
+    # of its ARN, and the payload holds URIs and counts
+    run_id = run_id_for("exec-1", f"{EXECUTIONS}:exec-1")
+    assert run["run_id"] == run_id
+    assert re.fullmatch(r"exec-1-[0-9a-f]{8}", run_id)
+    assert run["ledger"] == f"s3://{BUCKET}/runs/{run_id}/ledger/iter-000-0-ingest.jsonl"
     assert len(_get_lines(s3, run["ledger"])) == 5
-    config = json.loads(s3.get_object(Bucket=BUCKET, Key="runs/exec-1/config.json")["Body"].read())
+    config = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/config.json")["Body"].read()
+    )
     assert config["seed"] == 3
     assert run["counts"]["total"] == 5
     assert run["counts"]["rejected"] == 0
     _assert_small(run)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # names that are one folder-safe name, in one state machine
+        (("run_1", "boxloop"), ("run.1", "boxloop")),
+        (("run_1", "boxloop"), ("run-1", "boxloop")),
+        # one name in two stacks sharing the bucket and the jobPrefix
+        (("run-1", "boxloop"), ("run-1", "boxloop-staging")),
+    ],
+)
+def test_ingest_handler_keeps_runs_apart_when_execution_names_collide(s3, first, second):
+    # GIVEN two executions whose names map to one folder-safe name, or one name in two stacks
+    manifest = _put(s3, "in/input.manifest", [{"source-ref": _ref(f"i{i}")} for i in range(5)])
+    runs = []
+    for name, machine in (first, second):
+        arn = f"arn:aws:states:us-east-1:123456789012:execution:{machine}:{name}"
+        event = {"execution": name, "execution_arn": arn, "input": {"manifest": manifest}}
+        # WHEN the Ingest Lambda runs for each
+        runs.append(RunState.from_json(_handler("ingest")(event, None)))
+    # THEN each has its own run id, folder, ledger and job names
+    one, two = runs
+    assert one.run_id != two.run_id
+    assert one.root != two.root
+    assert one.ledger != two.ledger
+    assert len(_get_lines(s3, one.ledger)) == len(_get_lines(s3, two.ledger)) == 5
+    config = default_config()
+    assert one.job_name(config, "train") != two.job_name(config, "train")
+    # AND the folder still starts with the execution's (folder-safe) name, to be found by it
+    assert one.run_id.startswith("run-1-")
+    assert two.run_id.startswith("run-1-")
+
+
+def test_ingest_handler_raises_transient_service_error_when_s3_cannot_be_reached(s3, monkeypatch):
+    # GIVEN S3 that cannot be reached (a closed local port), with botocore's retries spent
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    clients.clear()
+    event = {"execution": "exec-1", "input": {"manifest": f"s3://{BUCKET}/in/input.manifest"}}
+    # WHEN the Ingest Lambda runs
+    with pytest.raises(TransientServiceError, match="EndpointConnectionError") as raised:
+        _handler("ingest")(event, None)
+    # THEN it fails with the one error name the ASL retries, the botocore error chained
+    assert type(raised.value).__name__ == "TransientServiceError"
+    assert raised.value.__cause__ is not None
+
+
+def test_ingest_handler_keeps_the_error_name_when_the_manifest_is_missing(s3):
+    # GIVEN an execution input naming a manifest that does not exist (not transient)
+    event = {"execution": "exec-1", "input": {"manifest": f"s3://{BUCKET}/in/none.manifest"}}
+    # WHEN the Ingest Lambda runs
+    # THEN botocore's own error leaves the handler unchanged: the ASL does not retry it
+    with pytest.raises(ClientError) as raised:
+        _handler("ingest")(event, None)
+    assert type(raised.value).__name__ == "NoSuchKey"
 
 
 def test_prepare_labeling_handler_returns_the_labeling_block(s3, s3_run):

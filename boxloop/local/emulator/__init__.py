@@ -32,7 +32,10 @@ version, because the patches replace private functions. Paths below are inside m
    registered with :func:`register_sagemaker_runner` does the work synchronously, inside the
    Create* call, and its :class:`JobResult` is written onto moto's job object (status,
    FailureReason, FinalMetricDataList, outputs). A runner that raises fails the job with
-   ``AlgorithmError: ...``, as a crashing algorithm does on SageMaker.
+   ``AlgorithmError: ...``, as a crashing algorithm does on SageMaker. A reused job name is
+   refused with ``ResourceInUse`` (moto would replace the job). A runner that raises
+   :class:`SageMakerApiError` makes the Create* call fail with that API error instead (fault
+   tests: throttling, validation, quota, a service fault after the job was accepted).
 4. Ground Truth (``sagemaker_jobs``). moto 5.2.5 has no labeling-job API; we add
    ``create_labeling_job`` / ``describe_labeling_job`` methods to ``SageMakerResponse`` (moto
    dispatches on the snake_cased action name), backed by a dict stored on moto's SageMaker
@@ -73,7 +76,11 @@ from boxloop.local.emulator.executions import (
     run_execution,
 )
 from boxloop.local.emulator.lambda_router import LambdaContext, LambdaThrottled, register_lambda
-from boxloop.local.emulator.sagemaker_jobs import JobResult, register_sagemaker_runner
+from boxloop.local.emulator.sagemaker_jobs import (
+    JobResult,
+    SageMakerApiError,
+    register_sagemaker_runner,
+)
 
 __all__ = [
     "MOTO_CONFIG",
@@ -84,6 +91,7 @@ __all__ = [
     "LambdaContext",
     "LambdaThrottled",
     "MotoVersionError",
+    "SageMakerApiError",
     "SkippedDelay",
     "apply",
     "check_moto_version",

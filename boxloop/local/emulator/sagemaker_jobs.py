@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.utils import camelcase_to_underscores, utcnow
 from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
@@ -62,6 +63,40 @@ class JobResult:
             raise ValueError("a Failed job needs a failure_reason (SageMaker always gives one)")
 
 
+class SageMakerApiError(Exception):
+    """Raise from a runner: SageMaker answers the Create* call with this API error instead.
+
+    For fault tests: ``ThrottlingException`` (status 400) as a throttled call,
+    ``ValidationException`` as a refused request, ``ResourceLimitExceeded`` as a full quota,
+    ``InternalFailure`` (status 500) as a service fault. Step Functions names each the way
+    ``sagemaker_sync`` does (``SageMaker.AmazonSageMakerException`` unless the code is one
+    SageMaker models as an exception class).
+
+    Attributes:
+        code: the API error code.
+        message: the error message.
+        status: the HTTP status of the response.
+        accepted: SageMaker created the job before the call failed (the response was lost on
+            its way back): the job keeps its name and runs on ``InProgress``, unattended.
+            Otherwise no job is created.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int = 400, accepted: bool = False):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.accepted = accepted
+
+
+class _ApiErrorResponse(JsonRESTError):
+    """The HTTP error moto serves for a :class:`SageMakerApiError`."""
+
+    def __init__(self, error: SageMakerApiError) -> None:
+        super().__init__(error.code, error.message)
+        self.code = error.status
+
+
 #: A local runner: gets the Create* request exactly as the API received it, does the work.
 Runner = Callable[[dict[str, Any]], JobResult]
 
@@ -94,6 +129,8 @@ def _run(action: str, runner: Runner, request: dict[str, Any]) -> JobResult:
     """Call the runner; an exception fails the job, as an algorithm error does on SageMaker."""
     try:
         result = runner(request)
+    except SageMakerApiError:
+        raise  # an injected API error answers the Create* call; there is no job to fail
     except Exception as exc:  # a crashing job is a Failed job, not a crashed service
         LOG.exception("local runner for %s raised", action)
         return JobResult(status="Failed", failure_reason=f"AlgorithmError: {exc!r}")
@@ -132,11 +169,22 @@ def _wrap_moto_create(action: str, moto_create: Callable[[SageMakerResponse], An
 
     def create(self: SageMakerResponse) -> Any:
         request = copy.deepcopy(dict(self.params))  # before moto edits it in place
+        jobs = getattr(self.sagemaker_backend, jobs_attribute)
+        name = request.get(name_field)
+        if name in jobs:  # moto would replace the job; SageMaker refuses the name
+            raise ResourceInUseException(f"A job with name {name} already exists.")
         response = moto_create(self)  # moto records the job as Completed
         runner = _RUNNERS.get(action)
         if runner is not None:
-            job = getattr(self.sagemaker_backend, jobs_attribute)[request[name_field]]
-            _apply_to_moto_job(action, job, _run(action, runner, request))
+            try:
+                result = _run(action, runner, request)
+            except SageMakerApiError as error:
+                if error.accepted:
+                    setattr(jobs[name], _MOTO_JOBS[action][2], "InProgress")
+                else:
+                    del jobs[name]
+                raise _ApiErrorResponse(error) from error
+            _apply_to_moto_job(action, jobs[name], result)
         return response
 
     create.__name__ = action
@@ -220,7 +268,13 @@ def _create_labeling_job(self: SageMakerResponse) -> ActionResult:
         raise ResourceInUseException(f"A labeling job with name {name} already exists.")
     arn = arn_formatter("labeling-job", name, self.current_account, self.region)
     jobs[name] = describe = _labeling_describe(request, arn)
-    _finish_labeling(describe, _run("create_labeling_job", runner, request))
+    try:
+        result = _run("create_labeling_job", runner, request)
+    except SageMakerApiError as error:
+        if not error.accepted:
+            del jobs[name]
+        raise _ApiErrorResponse(error) from error
+    _finish_labeling(describe, result)
     return ActionResult({"LabelingJobArn": arn})
 
 

@@ -60,7 +60,12 @@ _DESCRIBE: Final[dict[str, tuple[str, str, str]]] = {
 _RUNNING: Final = frozenset({"InProgress", "Initializing", "Stopping"})
 _FAILED: Final = frozenset({"Failed", "Stopped"})
 # SageMaker error codes the AWS Java SDK models as exception classes; Step Functions names an
-# API error SageMaker.<ExceptionClass>, and every other code SageMaker.AmazonSageMakerException.
+# API error SageMaker.<ExceptionClass>, and every other code SageMaker.AmazonSageMakerException:
+# ThrottlingException and ValidationException alike, so an ASL cannot retry one and not the
+# other. The AWS docs' own example (Step Functions developer guide, "Create and manage Amazon
+# SageMaker AI jobs with Step Functions", training job example) retries
+# "SageMaker.AmazonSageMakerException" and "SageMaker.ResourceLimitExceededException" by these
+# names; a .sync job that ends Failed or Stopped fails the task with States.TaskFailed.
 _MODELED_CODES: Final = frozenset({"ResourceInUse", "ResourceLimitExceeded", "ResourceNotFound"})
 
 
