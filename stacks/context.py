@@ -29,7 +29,7 @@ DEFAULT_CONTEXT: dict[str, Any] = {
     "taskAvailabilitySeconds": 864000,
     "maxConcurrentTaskCount": 1000,
     "targetMetric": "mean_iou",
-    "targetValue": 0.6,
+    "targetValue": None,
     "seedSize": 100,
     "batchSize": 100,
     "auditShare": 0.05,
@@ -92,8 +92,10 @@ _INT_KEYS = frozenset(
     }
 )
 _FLOAT_KEYS = frozenset(
-    {"targetValue", "auditShare", "validationFraction", "qualityGateMap", "lastModelEpochsFactor"}
+    {"auditShare", "validationFraction", "qualityGateMap", "lastModelEpochsFactor"}
 )
+# null (or "", "null", "none" from -c) keeps LoopConfig's meaning of null: the metric's target.
+_OPTIONAL_SETTING_KEYS = frozenset({"targetValue"})
 _BOOL_KEYS = frozenset({"deferAutoLabels"})
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 _OPTIONAL_NUMBER_KEYS = {"humanLabelBudget": int, "costCapUsd": float}
@@ -205,6 +207,18 @@ class ContextReader:
             return {}
         return value
 
+    def _optional(
+        self, key: str, kind: Callable[[Any], Any], expected: str, *, low: float | None = None
+    ) -> Any:
+        """A number, or None for null, "" or "null"/"none" from ``-c``."""
+        value = self.context[key]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+            return None
+        number = _number(value, kind)
+        if number is None or (low is not None and number < low):
+            self._bad(key, expected)
+        return number
+
     def loop_value(self, key: str) -> Any:
         """The context value converted to what LoopConfig expects (LoopConfig checks ranges)."""
         value = self.context[key]
@@ -219,13 +233,11 @@ class ContextReader:
             if not isinstance(value, bool):
                 self._bad(key, "true or false")
             return value
+        if key in _OPTIONAL_SETTING_KEYS:
+            return self._optional(key, float, "a number, or null for the target metric's default")
         if key in _OPTIONAL_NUMBER_KEYS:
-            if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
-                return None
-            number = _number(value, _OPTIONAL_NUMBER_KEYS[key])
-            if number is None or number < 0:
-                self._bad(key, "a number >= 0, or null for no limit")
-            return number
+            kind = _OPTIONAL_NUMBER_KEYS[key]
+            return self._optional(key, kind, "a number >= 0, or null for no limit", low=0)
         if key == "labels":
             return list(self.names(key))
         if key == "hyperparameters":
@@ -269,13 +281,23 @@ def _number(value: Any, kind: Callable[[Any], Any]) -> Any:
         try:
             return kind(value.strip())
         except ValueError:
-            return None
+            # "3.0" is a whole number too, as 3.0 from JSON is (LoopConfig takes both as 3)
+            return _number(float(value), kind) if kind is int and _is_float(value) else None
     return None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _name_context_keys(problem: str) -> str:
     """Prefix a LoopConfig problem (which names its field) with the context key to fix."""
-    field = problem.split(" ", 1)[0].removeprefix("context:").strip()
+    # "target_value must be ...", "labels[1]: ...": the field is the first word up to "[" or ":".
+    field = re.split(r"[\s\[:]", problem.removeprefix("context:").strip(), maxsplit=1)[0]
     key = _KEY_OF_FIELD.get(field)
     return f"context {key!r}: {problem}" if key else problem
 

@@ -11,6 +11,11 @@ from boxloop.core.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+# Ground Truth's label category quotas (SageMaker developer guide, "Input Data Quotas"): a
+# bounding-box job takes at most 50 categories, and no category name exceeds 256 characters.
+MAX_LABELS = 50
+MAX_LABEL_CHARS = 256
+
 
 @dataclass(frozen=True, slots=True)
 class LabelConfig:
@@ -27,13 +32,19 @@ class LabelConfig:
         problems = []
         if not self.class_names:
             problems.append("labels: at least one class name is needed")
-        if len(self.class_names) > 50:
+        if len(self.class_names) > MAX_LABELS:
             problems.append(
-                f"labels: Ground Truth allows at most 50 box classes, got {len(self.class_names)}"
+                f"labels: Ground Truth allows at most {MAX_LABELS} box classes, "
+                f"got {len(self.class_names)}"
             )
         for i, name in enumerate(self.class_names):
             if not isinstance(name, str) or not name.strip():
                 problems.append(f"labels[{i}]: class names must be non-empty strings, got {name!r}")
+            elif len(name) > MAX_LABEL_CHARS:
+                problems.append(
+                    f"labels[{i}]: Ground Truth allows at most {MAX_LABEL_CHARS} characters in "
+                    f"a label category name, got {len(name)} ({name[:20]!r}...)"
+                )
         if len(set(self.class_names)) != len(self.class_names):
             dupes = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
             problems.append(f"labels: class names must be unique, repeated: {dupes}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import iter_lines, write_text
 from boxloop.core.boxes import Box
-from boxloop.core.calibration import CalibrationConfig, calibrate_scores, image_score
+from boxloop.core.calibration import calibrate_scores, image_score
 from boxloop.core.cost import PriceTable, iteration_cost
 from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
@@ -97,18 +97,6 @@ def predicted_detections(prediction: dict[str, Any]) -> Detections:
     return Detections(image_id=prediction["id"], image_wh=_image_wh(prediction), boxes=boxes)
 
 
-def calibration_config(config: LoopConfig) -> CalibrationConfig:
-    """The calibration settings of a loop config."""
-    return CalibrationConfig(
-        metric=config.target_metric,
-        target=config.target_value,
-        confidence_level=config.confidence_level,
-        pool_confidence_level=config.pool_confidence_level,
-        min_validation=config.min_validation,
-        min_accepted=config.min_accepted,
-    )
-
-
 def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
     """Calibrate the threshold on this iteration's predictions for human-labeled validation.
 
@@ -145,7 +133,7 @@ def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) ->
         predicted = predicted_detections(prediction)
         score = image_score(predicted, record.label.detections, config.target_metric)
         pairs.append((float(prediction["confidence"]), score))
-    return calibrate_scores(pairs, calibration_config(config), pool=pool)
+    return calibrate_scores(pairs, config.calibration, pool=pool)
 
 
 def _auto_label(

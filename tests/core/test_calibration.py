@@ -311,7 +311,7 @@ def test_calibration_config_raises_table(kwargs: dict, message: str) -> None:
 
 def test_calibration_config_target_defaults_per_metric() -> None:
     assert CalibrationConfig().resolved_target == 0.6
-    assert CalibrationConfig(metric="exact_match").resolved_target == 0.95
+    assert CalibrationConfig(metric="exact_match").resolved_target == 0.9
     assert CalibrationConfig(target=0.7).resolved_target == 0.7
 
 

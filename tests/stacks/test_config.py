@@ -125,7 +125,7 @@ def test_from_context_reports_every_bad_key_at_once():
         ({"region": "mars"}, "region must look like us-east-1"),
         # a region Ground Truth does not serve is named with the ones it does
         ({"region": "af-south-1"}, "supported regions: ap-northeast-1, .*us-west-2"),
-        ({"taskDescription": "x" * 4000}, "4 KB"),
+        ({"labels": ",".join(f"{i:02d}" + "x" * 200 for i in range(20))}, "4 KB"),
     ],
 )
 def test_from_context_rejects_bad_value(overrides, match):
@@ -160,3 +160,42 @@ def test_from_context_accepts_full_optional_settings():
 def test_loop_json_round_trips_into_the_same_loop_config():
     config = BoxloopConfig.from_context({"labels": "cat,dog", "seedSize": 20}, environ={})
     assert LoopConfig.from_dict(json.loads(config.loop_json)) == config.loop
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        # SageMaker's HumanTaskConfig: TaskTitle 1-128 characters, TaskDescription 1-255
+        ({"taskTitle": "x" * 129}, "taskTitle"),
+        ({"taskDescription": "x" * 256}, "taskDescription"),
+        # Ground Truth: a label category name has at most 256 characters
+        ({"labels": f"car,{'x' * 257}"}, "labels"),
+        # SageMaker job names are ASCII and start with a letter or digit
+        ({"jobPrefix": "-boxloop"}, "jobPrefix"),
+        ({"jobPrefix": "läufer"}, "jobPrefix"),
+        # a target of 0 certifies any threshold
+        ({"targetValue": "0"}, "targetValue"),
+    ],
+)
+def test_from_context_fails_synth_naming_the_key_of_a_value_sagemaker_refuses(overrides, key):
+    # GIVEN a value SageMaker would refuse when the first labeling job is created
+    # WHEN the stack's settings are read THEN the error names the context key to fix
+    with pytest.raises(ConfigError) as raised:
+        BoxloopConfig.from_context(overrides, environ={})
+    assert any(p.startswith(f"context {key!r}") for p in raised.value.problems), raised.value
+
+
+def test_from_context_target_metric_alone_brings_its_default_target():
+    # GIVEN only `-c targetMetric=exact_match` WHEN read THEN the target is exact_match's 0.9
+    loop = BoxloopConfig.from_context({"targetMetric": "exact_match"}, environ={}).loop
+    assert loop.target_value is None
+    assert loop.resolved_target_value == 0.9
+    assert BoxloopConfig.from_context({"targetValue": "null"}, environ={}).loop.target_value is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [("40", 40), ("40.0", 40), (40.0, 40)])
+def test_from_context_takes_whole_numbers_written_as_floats(text, expected):
+    # LoopConfig takes 40.0 from JSON as 40; `-c seedSize=40.0` reads the same way
+    loop = BoxloopConfig.from_context({"seedSize": text}, environ={}).loop
+    assert loop.seed_size == expected
+    assert isinstance(loop.seed_size, int)
