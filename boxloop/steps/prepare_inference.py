@@ -11,7 +11,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import S3Uri, open_for_write
-from boxloop.core.errors import ConfigError
 from boxloop.core.manifests import write_json_line
 from boxloop.steps.run import RunState, iter_records
 
@@ -45,6 +44,8 @@ def quality_gate(training: dict[str, Any], config: LoopConfig) -> dict[str, Any]
 
 
 def _needs_prediction(record: Record) -> bool:
+    if not record.provenance.is_predictable:
+        return False  # ingest found an image the transform cannot take: one fails the job
     role = record.provenance.role
     if role in ("validation", "test"):
         return record.is_human_labeled
@@ -56,30 +57,28 @@ def prepare_inference(
 ) -> dict[str, Any]:
     """Write the ManifestFile and records file; returns the ``inference`` block.
 
-    Raises:
-        ConfigError: when the images live in more than one bucket (a ManifestFile has one
-            prefix).
+    Images ingest marked as not predictable (``Provenance.image_check``) are left out, as are
+    images outside the first image's bucket (a ManifestFile has one prefix; ingest sets such
+    lines aside, so only a ledger resumed from before that check holds any): one image the
+    transform cannot read fails the whole job. ``excluded`` counts both; they go to humans.
     """
     attr = config.label_attribute
     manifest_uri = run.paths.step(run.iteration, "inference", "input.manifest")
     records_uri = run.paths.step(run.iteration, "inference", RECORDS_FILE)
     bucket: str | None = None
-    count = 0
+    count = excluded = 0
     with open_for_write(manifest_uri) as manifest, open_for_write(records_uri) as records:
         for record in iter_records(run.ledger, attr, trusted=True):
             if not _needs_prediction(record):
+                excluded += not record.provenance.is_predictable
                 continue
             uri = S3Uri.parse(record.source_ref)
             if bucket is None:
                 bucket = uri.bucket
                 manifest.write("[" + json.dumps({"prefix": f"s3://{bucket}/"}))
             elif uri.bucket != bucket:
-                raise ConfigError(
-                    [
-                        f"images must share one bucket for batch transform: "
-                        f"{record.source_ref} is not in s3://{bucket}/"
-                    ]
-                )
+                excluded += 1
+                continue
             manifest.write(",\n" + json.dumps(uri.key))
             write_json_line(
                 records,
@@ -96,6 +95,7 @@ def prepare_inference(
     job_name = (training.get("result") or {}).get("job_name") or training["job_name"]
     return {
         "count": count,
+        "excluded": excluded,
         "gate": quality_gate(training, config),
         "model_name": job_name,
         "model_artifacts": (training.get("result") or {}).get("model_artifacts"),

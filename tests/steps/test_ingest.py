@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from boxloop.aws.s3 import ImageBytes
 from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
+from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.ledger import assign_role
 from boxloop.core.manifests import record_id
-from boxloop.steps.ingest import IngestRequest, ingest
+from boxloop.steps.ingest import MAX_PAYLOAD_MB, IngestRequest, ingest
 from boxloop.steps.run import run_id_for
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def _write_manifest(path: Path, lines: list[str]) -> str:
@@ -246,3 +246,101 @@ def test_ingest_request_names_the_run_after_the_execution():
     assert request.run_id.startswith("my-run-1-")
     assert request.root == f"s3://bkt/runs/{request.run_id}"
     assert (request.manifest, request.ledger, request.overrides) == ("s3://b/in.manifest", None, {})
+
+
+def test_ingest_transform_payload_limit_is_the_state_machines():
+    # the check and the Transform state must agree, or images pass one and fail the other
+    asl = json.loads(
+        (Path(__file__).resolve().parents[2] / "statemachine" / "boxloop.asl.json").read_text()
+    )
+    assert asl["States"]["Transform"]["Parameters"]["MaxPayloadInMB"] == MAX_PAYLOAD_MB
+
+
+def test_ingest_marks_images_the_transform_cannot_take_and_reports_each(
+    tmp_path, make_config, read_jsonl, image_reader, jpeg_bytes
+):
+    # GIVEN a manifest of good images and one of each kind batch transform cannot take
+    refs = {name: f"s3://imgs/{name}.jpg" for name in ("ok", "grey", "cmyk", "big", "cut", "gone")}
+    manifest = _write_manifest(
+        tmp_path / "input.manifest", [json.dumps({"source-ref": ref}) for ref in refs.values()]
+    )
+    big = jpeg_bytes((8000, 6000))
+    reader = image_reader(
+        overrides={
+            refs["grey"]: jpeg_bytes(components=1),
+            refs["cmyk"]: jpeg_bytes(components=4),
+            refs["cut"]: jpeg_bytes(complete=False),
+            refs["gone"]: ImageHeaderError("s3://imgs/gone.jpg: NoSuchKey"),
+        }
+    )
+
+    def read(location: str) -> ImageBytes:
+        if location == refs["big"]:  # a header like any other, but 60 MB of file
+            return ImageBytes(big, 60_000_000, lambda o, n: big[o : o + n])
+        return reader(location)
+
+    # WHEN it is ingested
+    run = ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=read)
+    # THEN every image stays in the ledger; the bad ones are marked with why
+    checks = {
+        line["source-ref"]: line["boxloop"].get("image_check") for line in read_jsonl(run.ledger)
+    }
+    assert checks == {
+        refs["ok"]: "ok",
+        refs["grey"]: "channels",
+        refs["cmyk"]: "channels",
+        refs["big"]: "payload",
+        refs["cut"]: "incomplete",
+        refs["gone"]: "unreadable",
+    }
+    # AND the good image's size is known from its header, for post-processing
+    ok_line = next(x for x in read_jsonl(run.ledger) if x["source-ref"] == refs["ok"])
+    assert ok_line["boxloop"]["image_wh"] == [640, 480]
+    # AND rejected.jsonl names each with its manifest line, reason and fix
+    rejected = {r["source-ref"]: r for r in read_jsonl(f"{run.root}/output/rejected.jsonl")}
+    assert set(rejected) == set(refs.values()) - {refs["ok"]}
+    assert rejected[refs["cmyk"]]["line"] == 3
+    assert "CMYK" in rejected[refs["cmyk"]]["reason"]
+    assert "grey" in rejected[refs["grey"]]["reason"]
+    assert "MaxPayloadInMB" in rejected[refs["big"]]["reason"]
+    assert "NoSuchKey" in rejected[refs["gone"]]["reason"]
+    assert all(r["fix"] and r["in_ledger"] for r in rejected.values())
+    # AND the counts say how many
+    assert run.counts["images_checked"] == 6
+    assert run.counts["images_not_predictable"] == run.counts["unpredictable"] == 5
+    assert run.counts["rejected"] == 0  # no manifest line was set aside
+
+
+def test_ingest_sets_aside_lines_in_another_bucket_than_the_first(
+    tmp_path, make_config, read_jsonl, image_reader
+):
+    # GIVEN a manifest whose images are in one bucket but for two lines
+    refs = [f"s3://main/{i}.jpg" for i in range(5)]
+    lines = [*refs[:2], "s3://other/x.jpg", *refs[2:], "s3://third/y.jpg"]
+    manifest = _write_manifest(
+        tmp_path / "input.manifest", [json.dumps({"source-ref": ref}) for ref in lines]
+    )
+    # WHEN it is ingested
+    run = ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())
+    # THEN the ledger holds the first bucket's images only
+    assert sorted(x["source-ref"] for x in read_jsonl(run.ledger)) == sorted(refs)
+    # AND rejected.jsonl names each other line, its bucket and the fix, before anything is paid
+    rejected = [r for r in read_jsonl(f"{run.root}/output/rejected.jsonl") if "field" in r]
+    assert [(r["line"], r["field"]) for r in rejected] == [(3, "source-ref"), (7, "source-ref")]
+    assert "s3://other/" in rejected[0]["reason"]
+    assert "s3://main/" in rejected[0]["reason"]
+    assert "fix: copy the image into s3://main/" in rejected[0]["reason"]
+    assert run.counts["rejected"] == 2
+
+
+def test_ingest_fails_before_anything_is_paid_when_most_images_are_in_other_buckets(
+    tmp_path, make_config, image_reader
+):
+    # GIVEN a manifest whose first line is the stray one
+    lines = ["s3://stray/a.jpg", *(f"s3://main/{i}.jpg" for i in range(3))]
+    manifest = _write_manifest(
+        tmp_path / "input.manifest", [json.dumps({"source-ref": ref}) for ref in lines]
+    )
+    # WHEN / THEN ingest fails, naming both buckets and their counts
+    with pytest.raises(NothingUsableError, match=r"s3://main/: 3, s3://stray/: 1"):
+        ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from boxloop.core.errors import ConfigError
 from boxloop.core.manifests import record_id
 from boxloop.steps.prepare_inference import metric_value, prepare_inference, quality_gate
 
@@ -86,11 +85,33 @@ def test_prepare_inference_writes_an_empty_manifest_file_when_nothing_needs_pred
     assert json.loads(Path(inference["manifest_file"]).read_text(encoding="utf-8")) == []
 
 
-def test_prepare_inference_rejects_images_in_two_buckets(make_config, make_run, ledger_line):
+def test_prepare_inference_leaves_out_images_in_another_bucket(make_config, make_run, ledger_line):
+    # GIVEN a ledger resumed from before ingest set other buckets' lines aside
     config = make_config()
     run = make_run([ledger_line(_ref("a.jpg", "one")), ledger_line(_ref("b.jpg", "two"))], config)
-    with pytest.raises(ConfigError, match="share one bucket"):
-        prepare_inference(run, config, TRAINING)
+    # WHEN inference is prepared
+    inference = prepare_inference(run, config, TRAINING)
+    # THEN the ManifestFile holds the first bucket's image only; the other is counted, not fatal
+    document = json.loads(Path(inference["manifest_file"]).read_text(encoding="utf-8"))
+    assert len(document) == 2
+    assert (inference["count"], inference["excluded"]) == (1, 1)
+
+
+@pytest.mark.parametrize("check", ["format", "channels", "payload", "incomplete", "unreadable"])
+def test_prepare_inference_leaves_out_images_ingest_found_unpredictable(
+    make_config, make_run, ledger_line, read_jsonl, check
+):
+    # GIVEN an open pool image ingest found the transform cannot take, and a good one
+    config = make_config()
+    bad, good = _ref("bad.jpg"), _ref("good.jpg")
+    run = make_run(
+        [ledger_line(bad, image_check=check), ledger_line(good, image_check="ok")], config
+    )
+    # WHEN inference is prepared
+    inference = prepare_inference(run, config, TRAINING)
+    # THEN only the good image is sent to batch transform
+    assert [r["source-ref"] for r in read_jsonl(inference["records"])] == [good]
+    assert (inference["count"], inference["excluded"]) == (1, 1)
 
 
 def test_prepare_inference_names_jobs_and_paths(make_config, make_run, ledger):
