@@ -121,11 +121,12 @@ _UNREADABLE_CODES = frozenset(
 )
 
 
-def image_reader(max_connections: int = 10) -> Callable[[str], ImageBytes]:
+def image_reader(max_connections: int | None = 10) -> Callable[[str], ImageBytes]:
     """A function reading the first ``HEADER_BYTES`` of an image and its size, for many threads.
 
     One S3 client with a connection pool as large as the threads that share it (boto3's
-    default of 10 makes more threads queue and reconnect). Each call is one ranged GET: the
+    default of 10 makes more threads queue and reconnect); ``None`` uses the shared cached
+    client instead (``boxloop.aws.clients``). Each call is one ranged GET: the
     object's size comes from its ``Content-Range``, so no HEAD is needed.
 
     Raises (from the returned function):
@@ -171,7 +172,11 @@ def image_reader(max_connections: int = 10) -> Callable[[str], ImageBytes]:
             return ImageBytes(head, size, read_local)
         with lock:
             if s3 is None:
-                s3 = client("s3", config=Config(max_pool_connections=max_connections))
+                s3 = (
+                    client("s3")
+                    if max_connections is None
+                    else client("s3", config=Config(max_pool_connections=max_connections))
+                )
         uri = S3Uri.parse(location)
         response = ranged(uri, 0, HEADER_BYTES)
         head = response["Body"].read()
@@ -185,17 +190,16 @@ def image_reader(max_connections: int = 10) -> Callable[[str], ImageBytes]:
 
 
 def read_image_size(location: str) -> tuple[int, int]:
-    """An image's ``(width, height)`` from its header: a ranged GET, never a full download."""
-    from boxloop.core.image_size import HEADER_BYTES, image_size_from_header
+    """An image's ``(width, height)`` from its header: a ranged GET, never a full download.
 
-    if not is_s3_uri(location):
-        with Path(location).open("rb") as f:
-            return image_size_from_header(f.read(HEADER_BYTES))
-    uri = S3Uri.parse(location)
-    response = client("s3").get_object(
-        Bucket=uri.bucket, Key=uri.key, Range=f"bytes=0-{HEADER_BYTES - 1}"
-    )
-    return image_size_from_header(response["Body"].read())
+    Raises:
+        ImageHeaderError: when the header cannot be read (not an image, cut short, missing,
+            access denied): the caller marks that image, not the run.
+    """
+    from boxloop.core.image_size import read_image_header
+
+    image = image_reader(max_connections=None)(location)
+    return read_image_header(image.head, image.read_at).image_wh
 
 
 def try_read_text(location: str) -> str | None:

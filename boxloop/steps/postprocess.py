@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from boxloop.core.confidence import ConfidenceConfig, image_confidence
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.od_prediction import parse_od_prediction
+from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.manifests import iter_json_lines, json_line
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class PostprocessStats:
     images: int = 0
     missing_output: int = 0
     sizes_read: int = 0
+    unreadable: int = 0
 
 
 def _iter_records(records_path: Path) -> Iterator[dict[str, Any]]:
@@ -50,15 +52,28 @@ def _with_sizes(
     stats: PostprocessStats,
     workers: int,
 ) -> Iterator[dict[str, Any]]:
-    """Fill unknown image sizes from image headers, a batch of concurrent reads at a time."""
+    """Fill unknown image sizes from image headers, a batch of concurrent reads at a time.
+
+    An image whose header cannot be read gets ``"unreadable"`` (the reason) instead of a size:
+    that image is written as missing and goes to humans; it never ends the job.
+    """
+
+    def size_or_error(record: dict[str, Any]) -> tuple[int, int] | ImageHeaderError:
+        try:
+            return image_size(record["source-ref"])
+        except ImageHeaderError as exc:
+            return exc
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         batch: list[dict[str, Any]] = []
 
         def flush() -> Iterator[dict[str, Any]]:
             unknown = [r for r in batch if not r.get("image_wh")]
-            for record, size in zip(
-                unknown, pool.map(lambda r: image_size(r["source-ref"]), unknown), strict=True
-            ):
+            for record, size in zip(unknown, pool.map(size_or_error, unknown), strict=True):
+                if isinstance(size, ImageHeaderError):
+                    record["unreadable"] = str(size)
+                    stats.unreadable += 1
+                    continue
                 record["image_wh"] = list(size)
                 stats.sizes_read += 1
             yield from batch
@@ -83,8 +98,9 @@ def postprocess(
 ) -> PostprocessStats:
     """Write ``predictions.jsonl``: per image its kept pixel boxes with scores and confidence.
 
-    An image whose ``.out`` file is missing (the transform could not read it) is written with
-    ``"missing": true`` and no confidence, so it stays unlabeled and goes to humans.
+    An image whose ``.out`` file is missing (the transform could not read it), or whose header
+    cannot be read for its size, is written with ``"missing": true`` and no confidence, so it
+    stays unlabeled and goes to humans.
 
     Scoring is CPU-bound at about 70 µs an image (1M images: over a minute on one core), so with
     ``processes`` > 1 chunks of ``CHUNK_IMAGES`` are scored in that many worker processes, the
@@ -153,6 +169,12 @@ def score_chunk(
     lines: list[str] = []
     missing = 0
     for record in records:
+        if record.get("unreadable"):
+            missing += 1
+            lines.append(
+                json_line({"id": record["id"], "missing": True, "reason": record["unreadable"]})
+            )
+            continue
         out_file = predictions_dir / (record["key"] + ".out")
         image_wh = (int(record["image_wh"][0]), int(record["image_wh"][1]))
         content = _read_out_file(out_file)
@@ -220,5 +242,6 @@ def stats_json(stats: PostprocessStats) -> str:
             "images": stats.images,
             "missing_output": stats.missing_output,
             "sizes_read": stats.sizes_read,
+            "unreadable": stats.unreadable,
         }
     )

@@ -235,6 +235,7 @@ def test_processing_main_postprocesses_a_folder_end_to_end(tmp_path, processing_
         "images": 2,
         "missing_output": 1,
         "sizes_read": 1,
+        "unreadable": 0,
     }
     lines = [
         json.loads(x)
@@ -260,3 +261,26 @@ def test_processing_main_exits_2_on_bad_input(tmp_path, processing_script, capsy
     )
     assert code == 2
     assert "b.jpg.out" in capsys.readouterr().err
+
+
+def test_postprocess_marks_an_image_whose_header_cannot_be_read(tmp_path):
+    # GIVEN records of unknown size: a good JPEG, a file cut inside its header, a missing file
+    img = tmp_path / "img"
+    img.mkdir()
+    Image.new("RGB", (30, 20)).save(img / "ok.jpg")
+    (img / "cut.jpg").write_bytes((img / "ok.jpg").read_bytes()[:6])
+    for key in ("ok.jpg", "cut.jpg", "gone.jpg"):
+        _write_out(tmp_path / "predictions", key, [[0, 0.9, 0.0, 0.0, 1.0, 1.0]])
+    records = [
+        _record("ok", "ok.jpg", None, ref=str(img / "ok.jpg")),
+        _record("cut", "cut.jpg", None, ref=str(img / "cut.jpg")),
+        _record("gone", "gone.jpg", None, ref=str(img / "gone.jpg")),
+    ]
+    # WHEN post-processed with the real header reader
+    lines, stats = _run(tmp_path, records, image_size=read_image_size, workers=2)
+    # THEN the unreadable ones are written as missing with the reason; the job goes on
+    assert lines["ok"]["image_wh"] == [30, 20]
+    assert lines["cut"]["missing"] is True
+    assert "frame header" in lines["cut"]["reason"]
+    assert lines["gone"]["missing"] is True
+    assert (stats.unreadable, stats.missing_output, stats.images) == (2, 2, 3)
