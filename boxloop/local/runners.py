@@ -23,6 +23,7 @@ from boxloop.aws.s3 import (
     download_prefix,
     iter_lines,
     read_text,
+    try_read_text,
     upload_dir,
     upload_file,
     write_text,
@@ -106,6 +107,21 @@ def _labeled_samples(uri: str, attr: str, images: ImageCache) -> list[tuple[Path
     return samples
 
 
+def _training_samples(train_uri: str, attr: str, images: ImageCache) -> list[tuple[Path, Any]]:
+    """The train channel's samples plus the empty images prepare-training wrote beside it.
+
+    The built-in algorithm cannot take an image without boxes, so prepare-training leaves them
+    out of its channels (``EMPTY_MANIFEST``); the local detector learns from such negatives.
+    """
+    from boxloop.steps.prepare_training import EMPTY_MANIFEST
+
+    samples = _labeled_samples(train_uri, attr, images)
+    empty_uri = f"{train_uri.rsplit('/', 1)[0]}/{EMPTY_MANIFEST}"
+    if try_read_text(empty_uri) is not None:
+        samples += _labeled_samples(empty_uri, attr, images)
+    return samples
+
+
 def _channels(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in request["InputDataConfig"]}
 
@@ -132,7 +148,7 @@ def make_training_runner(
             tar = download_file(channels["model"]["S3Uri"], job_dir / "init" / MODEL_TAR)
             init = unpack_model_tar(tar, job_dir / "init")
         result = train_detector(
-            _labeled_samples(channels["train"]["S3Uri"], attr, images),
+            _training_samples(channels["train"]["S3Uri"], attr, images),
             num_classes=int(request["HyperParameters"]["num_classes"]),
             out_dir=job_dir,
             init_weights=init,

@@ -4,6 +4,14 @@ Every figure the built-in algorithm needs is derived here from the very files it
 ``num_training_samples`` counts the train manifest's lines, ``num_classes`` comes from the label
 config, and ``label_width`` from the most boxes on one image. Validation images are written
 to the validation channel only, never to train.
+
+Images humans labeled empty (no box) go to neither channel: the built-in algorithm needs at
+least one object per record ("Not enough annotation packed in the list file or the RecordIO
+file. Each object requires at least five numbers", aws/amazon-sagemaker-examples#2027; an
+empty Ground Truth annotation failed training in #643, and records it cannot parse are
+skipped, so the batches it counts no longer match ``num_training_samples``, #1097). They are
+written to ``empty.manifest`` beside the channels, which the local detector also reads (it
+learns from negatives), and counted; ``num_training_samples`` counts exactly the train lines.
 """
 
 from __future__ import annotations
@@ -19,7 +27,11 @@ from boxloop.steps.run import RunState, iter_records
 if TYPE_CHECKING:
     from boxloop.core.config import LoopConfig
 
-MIN_LABEL_WIDTH = 7  # header (2) + one box (5)
+LABEL_HEADER = 2
+"""Values before the boxes in a label row (the header length the documentation names)."""
+VALUES_PER_BOX = 5
+"""``[class_id, left, top, width, height]``."""
+EMPTY_MANIFEST = "empty.manifest"
 
 
 class NotEnoughLabelsError(BoxloopError):
@@ -27,8 +39,15 @@ class NotEnoughLabelsError(BoxloopError):
 
 
 def label_width(max_boxes: int) -> int:
-    """The algorithm's padded label width: a 2-value header plus 5 values per box."""
-    return max(MIN_LABEL_WIDTH, 2 + 5 * max_boxes)
+    """The algorithm's padded label width, with the margin its documentation recommends.
+
+    ``label_width`` must be at least the header plus 5 values per box of the image with the
+    most boxes; the hyperparameter documentation recommends "a slightly larger label_width",
+    "such as 60" for 10 boxes (which need 52). So: room for one box more, rounded up to the
+    next ten (10 boxes: 57 -> 60).
+    """
+    needed = LABEL_HEADER + VALUES_PER_BOX * (max_boxes + 1)
+    return -(-needed // 10) * 10
 
 
 def _channel(name: str, uri: str, attr: str) -> dict[str, Any]:
@@ -91,8 +110,13 @@ def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     attr = config.label_attribute
     train_uri = run.paths.step(run.iteration, "training", "train.manifest")
     validation_uri = run.paths.step(run.iteration, "training", "validation.manifest")
-    n_train = n_validation = max_boxes = 0
-    with open_for_write(train_uri) as train, open_for_write(validation_uri) as validation:
+    empty_uri = run.paths.step(run.iteration, "training", EMPTY_MANIFEST)
+    n_train = n_validation = n_empty = max_boxes = 0
+    with (
+        open_for_write(train_uri) as train,
+        open_for_write(validation_uri) as validation,
+        open_for_write(empty_uri) as empty,
+    ):
         for record in iter_records(run.ledger, attr, trusted=True):
             if not record.is_human_labeled or record.label is None:
                 continue
@@ -100,6 +124,11 @@ def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
             if role == "test":
                 continue
             line = {SOURCE_REF: record.source_ref, **label_to_fields(record.label, attr)}
+            if not record.label.detections.boxes:
+                if role != "validation":  # validation never trains, not even locally
+                    write_json_line(empty, line)
+                    n_empty += 1
+                continue
             if role == "validation":
                 write_json_line(validation, line)
                 n_validation += 1
@@ -110,8 +139,9 @@ def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     if n_train == 0 or n_validation == 0:
         raise NotEnoughLabelsError(
             f"iteration {run.iteration}: {n_train} human-labeled training and {n_validation} "
-            "validation images; both channels need at least one (check the labeling job's "
-            "failed objects, seed_size and validation_fraction)"
+            "validation images with boxes; both channels need at least one (images labeled "
+            f"empty, {n_empty} for training, cannot train the built-in algorithm; check the "
+            "labeling job's failed objects, seed_size and validation_fraction)"
         )
     hyperparameters = {
         **config.hyperparameters,
@@ -134,5 +164,7 @@ def prepare_training(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
         "output_config": output,
         "num_training_samples": n_train,
         "num_validation_samples": n_validation,
+        "empty_manifest": empty_uri,
+        "num_empty_images": n_empty,
         "warm_start": model_uri,
     }

@@ -47,8 +47,11 @@ def test_prepare_training_splits_human_labels_by_role(make_config, make_run, rea
     # THEN train holds seed and pool, validation only validation, test and machine in neither
     train_uri = _channel(training, "train")["DataSource"]["S3DataSource"]["S3Uri"]
     validation_uri = _channel(training, "validation")["DataSource"]["S3DataSource"]["S3Uri"]
-    assert _refs(read_jsonl, train_uri) == {"seed-0", "pool-0", "pool-1"}
+    assert _refs(read_jsonl, train_uri) == {"seed-0", "pool-1"}
     assert _refs(read_jsonl, validation_uri) == {"val-0", "val-1"}
+    # AND the empty image (no box) is in neither channel but in a manifest of its own
+    assert _refs(read_jsonl, training["empty_manifest"]) == {"pool-0"}
+    assert training["num_empty_images"] == 1
 
 
 def test_prepare_training_counts_samples_from_the_train_manifest(
@@ -58,7 +61,7 @@ def test_prepare_training_counts_samples_from_the_train_manifest(
     training = prepare_training(make_run(ledger, config), config)
     train_uri = _channel(training, "train")["DataSource"]["S3DataSource"]["S3Uri"]
     lines = read_jsonl(train_uri)
-    assert training["hyperparameters"]["num_training_samples"] == str(len(lines)) == "3"
+    assert training["hyperparameters"]["num_training_samples"] == str(len(lines)) == "2"
     assert training["num_validation_samples"] == 2
     # augmented manifest lines: the image and its label, which the channel's attributes name
     assert set(lines[0]) == {"source-ref", "boxes", "boxes-metadata"}
@@ -72,8 +75,9 @@ def test_prepare_training_derives_label_width_and_num_classes(make_config, make_
     # GIVEN at most 4 boxes on one training-or-validation image (the test image's 2 not counted)
     config = make_config()
     hyperparameters = prepare_training(make_run(ledger, config), config)["hyperparameters"]
-    # THEN label_width is 2 + 5 * 4 and num_classes the label config's 3
-    assert hyperparameters["label_width"] == "22"
+    # THEN label_width is 2 + 5 * 4 plus room for a box, to the next ten, and num_classes the
+    # label config's 3
+    assert hyperparameters["label_width"] == "30"
     assert hyperparameters["num_classes"] == "3"
     assert hyperparameters["epochs"] == config.hyperparameters["epochs"]
     assert all(isinstance(v, str) for v in hyperparameters.values())
@@ -101,12 +105,14 @@ def test_prepare_training_trains_the_last_model_longer(
 @pytest.mark.parametrize(
     ("max_boxes", "width"),
     [
-        (0, 7),  # only empty images: the algorithm still needs room for one box
-        (1, 7),  # header 2 + one box 5
-        (10, 52),  # many boxes
+        (0, 10),  # only empty images: the algorithm still needs room for one box
+        (1, 20),  # header 2 + one box 5, one box more, to the next ten
+        (10, 60),  # the documentation's example: 10 boxes need 52, use "such as 60"
+        (13, 80),  # 67 needed, 72 with a box more, to the next ten
+        (14, 80),  # 72 + 5 = 77 -> 80
     ],
 )
-def test_label_width_pads_for_the_most_boxes(max_boxes, width):
+def test_label_width_pads_for_the_most_boxes_with_the_documented_margin(max_boxes, width):
     assert label_width(max_boxes) == width
 
 
