@@ -2,17 +2,25 @@
 
 Images the job failed on, or never returned, go back to the pool with their attempt count
 raised, so a bounded number of retries happens and the loop cannot spin on expiring tasks.
+
+A box a worker drew partly outside the image is clipped to it, and a box with no area inside
+it is dropped, each with a warning line in ``iter-<k>/report/label-warnings.jsonl``: the labels
+are paid for, and one bad box must not end the run. An image whose every box was dropped goes
+back for relabeling like a failed object (attempts raised), rather than being taken as empty:
+its worker did mark objects, so "no object" would be a wrong human label, trained on and
+trusted as validation truth.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
-from boxloop.aws.s3 import iter_lines
+from boxloop.aws.s3 import iter_lines, open_for_write
 from boxloop.core.errors import ManifestError
-from boxloop.core.formats.groundtruth import METADATA_SUFFIX
+from boxloop.core.formats.groundtruth import METADATA_SUFFIX, repair_boxes
 from boxloop.core.ledger import MergeStats, merge_sorted, sort_by_id
-from boxloop.core.manifests import iter_json_lines
+from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import Record, record_from_json
 from boxloop.steps.run import RunState, iter_records, write_records
 
@@ -22,6 +30,19 @@ if TYPE_CHECKING:
     from boxloop.core.config import LoopConfig
 
 FAILURE_KEY = "failure-reason"
+WARNINGS_FILE = "label-warnings.jsonl"
+
+
+@dataclass(slots=True)
+class BoxRepairs:
+    """What merge did to bad boxes, for the run's counts."""
+
+    images: int = 0
+    clipped: int = 0
+    dropped: int = 0
+    relabel: int = 0
+
+
 PROGRESS_BASELINE_KEYS = ("human_before_iteration", "auto_before_iteration")
 
 
@@ -58,7 +79,12 @@ def _failed(record: Record) -> Record:
 
 
 def _iter_updates(
-    output_manifest: str, config: LoopConfig, iteration: int, returned: set[str]
+    output_manifest: str,
+    config: LoopConfig,
+    iteration: int,
+    returned: set[str],
+    warnings: IO[str],
+    repairs: BoxRepairs,
 ) -> Iterator[Record]:
     """Records as the job returned them: labeled, or failed with a reason."""
     attr = config.label_attribute
@@ -70,12 +96,30 @@ def _iter_updates(
         failed = isinstance(metadata, dict) and FAILURE_KEY in metadata and attr not in obj
         if failed:
             obj = {k: v for k, v in obj.items() if k != attr + METADATA_SUFFIX}
+        obj, box_warnings, dropped = repair_boxes(obj, attr)
+        all_dropped = bool(box_warnings) and not obj[attr]["annotations"]
         try:
             record = record_from_json(obj, attr)
         except ManifestError as exc:
             raise exc.at(source=output_manifest, line=line_no) from None
         returned.add(record.id)
-        if failed or record.label is None:
+        if box_warnings:
+            repairs.images += 1
+            repairs.dropped += dropped
+            repairs.clipped += len(box_warnings) - dropped
+            repairs.relabel += all_dropped
+            write_json_line(
+                warnings,
+                {
+                    "id": record.id,
+                    SOURCE_REF: record.source_ref,
+                    "source": output_manifest,
+                    "line": line_no,
+                    "warnings": box_warnings,
+                    "action": "sent back for relabeling" if all_dropped else "label kept",
+                },
+            )
+        if failed or record.label is None or all_dropped:
             yield _failed(record)
             continue
         _check_labels(record, config, source=output_manifest, line=line_no)
@@ -104,21 +148,26 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
     attr = config.label_attribute
     returned: set[str] = set()
     output_manifest = (labeling.get("result") or {}).get("output_manifest")
-    updates: list[Iterator[Record]] = []
-    if output_manifest:
-        updates.append(_iter_updates(output_manifest, config, run.iteration, returned))
-    updates.append(_iter_missing(labeling["input_manifest"], config, returned))
+    repairs = BoxRepairs()
+    warnings_uri = run.paths.step(run.iteration, "report", WARNINGS_FILE)
+    with open_for_write(warnings_uri) as warnings:
+        updates: list[Iterator[Record]] = []
+        if output_manifest:
+            updates.append(
+                _iter_updates(output_manifest, config, run.iteration, returned, warnings, repairs)
+            )
+        updates.append(_iter_missing(labeling["input_manifest"], config, returned))
 
-    def chained() -> Iterator[Record]:
-        for stream in updates:  # in order: _iter_missing needs `returned` filled first
-            yield from stream
+        def chained() -> Iterator[Record]:
+            for stream in updates:  # in order: _iter_missing needs `returned` filled first
+                yield from stream
 
-    stats = MergeStats()
-    merged = merge_sorted(
-        iter_records(run.ledger, attr, trusted=True), sort_by_id(chained(), attr), stats
-    )
-    ledger = run.paths.ledger(run.iteration, "merge")
-    counts = write_records(ledger, merged, attr, max_attempts=config.max_label_attempts)
+        stats = MergeStats()
+        merged = merge_sorted(
+            iter_records(run.ledger, attr, trusted=True), sort_by_id(chained(), attr), stats
+        )
+        ledger = run.paths.ledger(run.iteration, "merge")
+        counts = write_records(ledger, merged, attr, max_attempts=config.max_label_attempts)
     if stats.unknown_ids:
         raise ManifestError(
             f"the labeling output holds {len(stats.unknown_ids)} images that are not in the "
@@ -134,6 +183,13 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
             **counts.to_json(),
             "merged": stats.updated,
             "kept_human": stats.kept_human,
+            "box_warnings": {
+                "images": repairs.images,
+                "clipped": repairs.clipped,
+                "dropped": repairs.dropped,
+                "relabel": repairs.relabel,
+                "report": warnings_uri,
+            },
             **baseline,
         },
     )

@@ -270,3 +270,48 @@ def test_merge_human_labels_keeps_the_progress_baseline_of_the_last_filter(job):
     counts = merge_human_labels(run, config, labeling).counts
     assert (counts["human_before_iteration"], counts["auto_before_iteration"]) == (1, 4)
     assert counts["human"] == 5
+
+
+def test_merge_human_labels_clips_or_drops_bad_boxes_with_a_warning_per_image(
+    tmp_path, make_config, make_run, ledger_line, gt_fields, read_jsonl
+):
+    # GIVEN a job whose workers drew a box past the edge of a 100x80 image and a zero-size one
+    # next to a good one, and, on another image, only boxes without area
+    config = make_config()
+    run = make_run(
+        [ledger_line(_ref(name)) for name in ("edge", "mixed", "nothing", "fine")],
+        config,
+        iteration=1,
+    )
+    outputs = [
+        {**_input_line("edge"), **gt_fields((100, 80), [(0, 90, -3, 20, 30)])},
+        {**_input_line("mixed"), **gt_fields((100, 80), [(1, 10, 10, 0, 5), (2, 5, 5, 10, 10)])},
+        {**_input_line("nothing"), **gt_fields((100, 80), [(0, 10, 10, 0, 0), (0, 120, 5, 5, 5)])},
+        {**_input_line("fine"), **gt_fields((100, 80), BOX)},
+    ]
+    inputs = [_input_line(name) for name in ("edge", "mixed", "nothing", "fine")]
+    # WHEN the labels are merged
+    merged = merge_human_labels(run, config, _labeling(tmp_path, inputs, outputs))
+    # THEN the run goes on: the box past the edge is clipped, the zero-size one dropped
+    lines = {line["source-ref"]: line for line in read_jsonl(merged.ledger)}
+    assert lines[_ref("edge")]["boxes"]["annotations"] == [
+        {"class_id": 0, "left": 90, "top": 0, "width": 10, "height": 27}
+    ]
+    assert [a["class_id"] for a in lines[_ref("mixed")]["boxes"]["annotations"]] == [2]
+    assert lines[_ref("fine")]["boxes"]["annotations"][0]["width"] == 20
+    # AND the image whose every box was dropped goes back for relabeling, nothing lost
+    assert "boxes" not in lines[_ref("nothing")]
+    assert lines[_ref("nothing")]["boxloop"]["attempts"] == 1
+    # AND a warning per image says which record and what was done, and the counts say how many
+    warnings = {w["source-ref"]: w for w in read_jsonl(merged.counts["box_warnings"]["report"])}
+    assert set(warnings) == {_ref("edge"), _ref("mixed"), _ref("nothing")}
+    assert warnings[_ref("nothing")]["action"] == "sent back for relabeling"
+    assert "clipped" in warnings[_ref("edge")]["warnings"][0]
+    assert "dropped" in warnings[_ref("mixed")]["warnings"][0]
+    assert {k: v for k, v in merged.counts["box_warnings"].items() if k != "report"} == {
+        "images": 3,
+        "clipped": 1,
+        "dropped": 3,
+        "relabel": 1,
+    }
+    assert "/iter-001/report/" in merged.counts["box_warnings"]["report"]

@@ -316,3 +316,67 @@ def label_to_fields(label: Label, attr: str, *, depth: int = 3) -> dict[str, Any
             "job-name": label.job_name,
         },
     }
+
+
+def repair_boxes(record: dict[str, Any], attr: str) -> tuple[dict[str, Any], list[str], int]:
+    """Clip boxes a little outside the image to it and drop zero-size ones, in a raw record.
+
+    For a labeling job's output: a worker's box dragged past the image edge, or a click that
+    drew no area, must not abort the run after the labels are paid for. Only well-formed
+    annotations (numeric fields, a valid ``image_size``) are touched; anything else is left
+    for ``record_to_label`` to report.
+
+    Returns:
+        The record (a copy when changed), one warning per changed box (its index, the box as
+        drawn and what was done), and how many boxes were dropped.
+    """
+    label, metadata = record.get(attr), record.get(attr + METADATA_SUFFIX)
+    if not isinstance(label, dict) or not isinstance(metadata, dict):
+        return record, [], 0
+    try:
+        width, height = _parse_image_size(label, attr)
+    except ManifestError:
+        return record, [], 0
+    annotations, objects = label.get("annotations"), metadata.get("objects")
+    if not isinstance(annotations, list) or not isinstance(objects, list):
+        return record, [], 0
+    if len(objects) != len(annotations):
+        return record, [], 0
+    kept_annotations, kept_objects, warnings = [], [], []
+    dropped = 0
+    number = (int, float)
+    for i, (ann, obj) in enumerate(zip(annotations, objects, strict=True)):
+        fields = [ann.get(k) if isinstance(ann, dict) else None for k in _XYWH]
+        if not all(isinstance(v, number) and not isinstance(v, bool) for v in fields):
+            kept_annotations.append(ann)
+            kept_objects.append(obj)
+            continue
+        left, top, box_w, box_h = fields
+        x0, y0 = max(0.0, float(left)), max(0.0, float(top))
+        x1, y1 = min(float(width), float(left + box_w)), min(float(height), float(top + box_h))
+        drawn = f"left={left} top={top} width={box_w} height={box_h}"
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            dropped += 1
+            warnings.append(
+                f"annotations[{i}] {drawn} has no area inside the {width}x{height} image: dropped"
+            )
+            continue
+        if (x0, y0, x1, y1) != (left, top, left + box_w, top + box_h):
+            ann = {**ann, "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0}
+            warnings.append(
+                f"annotations[{i}] {drawn} lies partly outside the {width}x{height} image: "
+                "clipped to it"
+            )
+        kept_annotations.append(ann)
+        kept_objects.append(obj)
+    if not warnings:
+        return record, [], 0
+    repaired = {
+        **record,
+        attr: {**label, "annotations": kept_annotations},
+        attr + METADATA_SUFFIX: {**metadata, "objects": kept_objects},
+    }
+    return repaired, warnings, dropped
+
+
+_XYWH = ("left", "top", "width", "height")
