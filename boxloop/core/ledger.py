@@ -155,7 +155,12 @@ def merge_sorted(
 
 @dataclass(slots=True)
 class LedgerCounts:
-    """Counts over a ledger; small enough for a Step Functions payload whatever the size."""
+    """Counts over a ledger; small enough for a Step Functions payload whatever the size.
+
+    ``unlabeled`` counts the images the loop still has to label: the ASL's AllLabeled Choice
+    finalizes at 0. Test images only measure and nothing labels them, so the unlabeled ones are
+    counted apart, in ``unlabeled_test``; with ``test_fraction > 0`` "all labeled" still fires.
+    """
 
     total: int = 0
     human: int = 0
@@ -164,6 +169,7 @@ class LedgerCounts:
     by_role: dict[str, int] = field(default_factory=dict)
     unlabeled_pool: int = 0
     exhausted: int = 0
+    unlabeled_test: int = 0
     unpredictable: int = 0
 
     def add(self, record: Record, *, max_attempts: int | None = None) -> None:
@@ -177,6 +183,8 @@ class LedgerCounts:
             self.human += 1
         elif record.is_labeled:
             self.auto += 1
+        elif role == "test":
+            self.unlabeled_test += 1
         else:
             self.unlabeled += 1
             if role in ("pool", "seed"):
@@ -193,6 +201,7 @@ class LedgerCounts:
             "unlabeled": self.unlabeled,
             "unlabeled_pool": self.unlabeled_pool,
             "exhausted": self.exhausted,
+            "unlabeled_test": self.unlabeled_test,
             "unpredictable": self.unpredictable,
             "by_role": dict(sorted(self.by_role.items())),
         }

@@ -23,6 +23,7 @@ from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.groundtruth import Label
 from boxloop.core.records import PROVENANCE_KEY
+from boxloop.steps.finalize import all_labeled_reason
 from boxloop.steps.postprocess import PREDICTIONS_FILE, read_predictions
 from boxloop.steps.run import RunState, iter_records, write_records
 
@@ -235,7 +236,7 @@ def _decide(run: RunState, config: LoopConfig, written: _Written) -> tuple[str, 
     stalled = 0 if written.new_labels(run) else run.stalled + 1
     open_images = counts["unlabeled"] - counts["exhausted"]
     if counts["unlabeled"] == 0:
-        return "finalize", "all images labeled", stalled
+        return "finalize", all_labeled_reason(counts), stalled
     if open_images <= 0:
         return "finalize", "the remaining images failed labeling too often", stalled
     if run.iteration + 1 >= config.max_iterations:

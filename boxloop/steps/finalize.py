@@ -26,6 +26,16 @@ def iteration_reports(run: RunState) -> list[dict[str, Any]]:
     return reports
 
 
+def all_labeled_reason(counts: dict[str, Any]) -> str | None:
+    """The stop reason when every image the loop labels is labeled (test images aside)."""
+    if counts["unlabeled"]:
+        return None
+    test = counts.get("unlabeled_test", 0)
+    if not test:
+        return "all images labeled"
+    return f"all images labeled ({test} test images are left unlabeled: the loop only measures)"
+
+
 def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
     """Write ``output/output.manifest`` and ``output/report.json``; returns the result block."""
     attr = config.label_attribute
@@ -42,13 +52,14 @@ def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
     )
     cost = iteration_cost(human_labels=counts["human"], auto_labels=counts["auto"], prices=prices)
     baseline = all_human_cost(counts["total"], prices)
-    # Images left unlabeled still need humans: savings are judged on the projected cost.
-    projected = cost + all_human_cost(counts["unlabeled"], prices)
+    # Images left unlabeled (test images too) still need humans: savings are judged on the
+    # projected cost.
+    left = counts["unlabeled"] + counts.get("unlabeled_test", 0)
+    projected = cost + all_human_cost(left, prices)
     report = {
         "run_id": run.run_id,
         "iterations": run.iteration,
-        "stop_reason": run.stop_reason
-        or ("all images labeled" if counts["unlabeled"] == 0 else None),
+        "stop_reason": run.stop_reason or all_labeled_reason(counts),
         "counts": counts,
         "auto_share": counts["auto"] / counts["total"] if counts["total"] else 0.0,
         "cost": cost.to_dict(),

@@ -561,3 +561,23 @@ def test_filter_low_confidence_leaves_held_back_images_to_the_next_audit(
     learning = set(chosen) - audited
     assert len(learning) == 2
     assert all(name.startswith("pool-low-") for name in learning)
+
+
+def test_filter_low_confidence_finalizes_when_only_unlabeled_test_images_are_left(
+    tmp_path, scenario, make_config, make_run, ledger_line
+):
+    # GIVEN a run with test_fraction > 0: test images only measure, nothing ever labels them,
+    # and the last open pool image is confident
+    scenario.validation().pool("pool-hi", 0.95)
+    for i in range(3):
+        scenario.add(ledger_line(_ref(f"test-{i}"), role="test"))
+    config = make_config(test_fraction=0.1)
+    run = make_run(scenario.lines, config)
+    # WHEN the filter auto-labels it
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN every image the loop labels is labeled: "all labeled" fires (the ASL's AllLabeled
+    # Choice reads counts.unlabeled), and the test images are counted on their own
+    assert after.counts["unlabeled"] == 0
+    assert after.counts["unlabeled_test"] == 3
+    assert after.decision == "finalize"
+    assert after.stop_reason.startswith("all images labeled")

@@ -110,3 +110,24 @@ def test_finalize_says_all_labeled_when_no_stop_rule_fired(
     report = json.loads(Path(result["report"]).read_text(encoding="utf-8"))
     assert report["per_iteration"] == []
     assert report["savings_fraction"] == pytest.approx(0.0)
+
+
+def test_finalize_counts_unlabeled_test_images_apart(make_config, make_run, ledger_line, gt_fields):
+    # GIVEN a run whose images are all labeled but two test images (a role nothing labels)
+    config = make_config(test_fraction=0.1)
+    lines = [
+        ledger_line(_ref("h-0"), label=gt_fields(boxes=ONE), role="validation", iteration=0),
+        ledger_line(_ref("h-1"), label=gt_fields(boxes=[]), role="seed", iteration=0),
+        ledger_line(_ref("t-0"), role="test"),
+        ledger_line(_ref("t-1"), role="test"),
+    ]
+    run = make_run(lines, config, iteration=1)
+    # WHEN it is finalized
+    result = finalize(run, config)
+    # THEN it says all images were labeled, and the test images are still priced as human work
+    assert result["counts"]["unlabeled"] == 0
+    assert result["counts"]["unlabeled_test"] == 2
+    assert result["stop_reason"].startswith("all images labeled")
+    assert "2 test images" in result["stop_reason"]
+    report = json.loads(Path(result["report"]).read_text(encoding="utf-8"))
+    assert report["projected_cost"] == report["all_human_cost"]  # 2 human + 2 test images
