@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 import moto
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.sagemaker.responses import SageMakerResponse
@@ -24,7 +26,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 
 from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.local import emulator
-from boxloop.local.emulator import JobResult, LambdaThrottled, SkippedDelay
+from boxloop.local.emulator import JobResult, LambdaThrottled, SageMakerApiError, SkippedDelay
 
 ASL = Path(__file__).parents[1] / "fixtures" / "asl" / "emulator_smoke.asl.json"
 REGION = "us-east-1"
@@ -491,6 +493,104 @@ def test_labeling_sync_without_runner_fails_with_amazon_sagemaker_exception(aws)
     result = emulator.run_definition(_machine({"Label": label}, "Label"), {})
     assert (result.status, result.error) == ("FAILED", "SageMaker.AmazonSageMakerException")
     assert "register_sagemaker_runner('create_labeling_job'" in result.cause
+
+
+def test_training_job_name_reuse_is_refused_like_sagemaker(aws):
+    # moto alone would replace the first job; SageMaker refuses the name (ResourceInUse)
+    emulator.register_sagemaker_runner(
+        "create_training_job", lambda request: JobResult(status="Completed")
+    )
+    _create_and_describe("training", "once")
+    with pytest.raises(boto3.client("sagemaker").exceptions.ResourceInUse):
+        _create_and_describe("training", "once")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "job_status"),
+    [
+        # throttled: the call is refused, no job exists
+        (SageMakerApiError("ThrottlingException", "Rate exceeded"), 400, None),
+        # a refused request: no job exists
+        (SageMakerApiError("ValidationException", "bad request"), 400, None),
+        # accepted, then the response was lost: the job runs on, unattended
+        (
+            SageMakerApiError("InternalFailure", "oops", status=500, accepted=True),
+            500,
+            "InProgress",
+        ),
+    ],
+)
+def test_runner_api_error_answers_the_create_call(aws, error, status, job_status):
+    def runner(request: dict[str, Any]) -> JobResult:
+        raise error
+
+    emulator.register_sagemaker_runner("create_training_job", runner)
+    sagemaker = boto3.client("sagemaker", config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as raised:
+        sagemaker.create_training_job(**_training_request("faulty"))
+    response = raised.value.response
+    assert response["Error"]["Code"] == error.code
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == status
+    jobs = sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    assert [(j["TrainingJobName"], j["TrainingJobStatus"]) for j in jobs] == (
+        [("faulty", job_status)] if job_status else []
+    )
+
+
+def _train_task(name: str = "sfn-train") -> dict[str, Any]:
+    request = _training_request(name)
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": request,
+        "End": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        # Step Functions names every API error SageMaker's Java SDK does not model as a class
+        # SageMaker.AmazonSageMakerException: throttling, validation and service faults alike
+        (
+            SageMakerApiError("ThrottlingException", "Rate exceeded"),
+            "SageMaker.AmazonSageMakerException",
+        ),
+        (SageMakerApiError("ValidationException", "bad"), "SageMaker.AmazonSageMakerException"),
+        (
+            SageMakerApiError("InternalFailure", "oops", status=500, accepted=True),
+            "SageMaker.AmazonSageMakerException",
+        ),
+        # a modeled exception class keeps its own name
+        (
+            SageMakerApiError("ResourceLimitExceeded", "quota is 0 instances"),
+            "SageMaker.ResourceLimitExceededException",
+        ),
+        # a job that ends Failed fails the .sync task with States.TaskFailed
+        (
+            JobResult(status="Failed", failure_reason="AlgorithmError: diverged"),
+            "States.TaskFailed",
+        ),
+    ],
+)
+def test_sync_task_names_sagemaker_errors_as_step_functions_does(aws, fault, error):
+    def runner(request: dict[str, Any]) -> JobResult:
+        if isinstance(fault, Exception):
+            raise fault
+        return fault
+
+    emulator.register_sagemaker_runner("create_training_job", runner)
+    result = emulator.run_definition(_machine({"Train": _train_task()}, "Train"), {})
+    assert (result.status, result.error) == ("FAILED", error)
+
+
+def test_sync_task_reports_resource_in_use_when_the_job_name_is_taken(aws):
+    emulator.register_sagemaker_runner(
+        "create_training_job", lambda request: JobResult(status="Completed")
+    )
+    _create_and_describe("training", "taken")
+    result = emulator.run_definition(_machine({"Train": _train_task("taken")}, "Train"), {})
+    assert (result.status, result.error) == ("FAILED", "SageMaker.ResourceInUseException")
 
 
 def test_register_sagemaker_runner_rejects_unknown_action(aws):

@@ -25,6 +25,7 @@ from boxloop.local import emulator
 from boxloop.local.engine import load_handler
 from boxloop.local.runners import make_processing_runner
 from boxloop.local.workforce import SimulatedWorkforce, make_labeling_runner
+from boxloop.steps.run import run_id_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -85,9 +86,14 @@ class E2ERun:
     skipped_delays: tuple[SkippedDelay, ...]
 
     @property
+    def run_id(self) -> str:
+        """``<execution name>-<hash of the execution ARN>``, as the Ingest Lambda names it."""
+        return run_id_for(self.name, self.result.execution_arn)
+
+    @property
     def root(self) -> str:
-        """``s3://bucket/runs/<run id>`` (the execution names used here are valid run ids)."""
-        return f"s3://{BUCKET}/runs/{self.name}"
+        """``s3://bucket/runs/<run id>``."""
+        return f"s3://{BUCKET}/runs/{self.run_id}"
 
     def entered(self, state: str) -> int:
         """How many times the execution entered ``state``."""

@@ -22,7 +22,7 @@ from boxloop.aws.clients import client
 from boxloop.aws.s3 import S3Uri, iter_lines, read_text, write_text
 from boxloop.core.boxes import Box
 from boxloop.core.formats.od_prediction import detections_to_od_prediction
-from boxloop.local.emulator import JobResult
+from boxloop.local.emulator import JobResult, SageMakerApiError
 from boxloop.local.runners import MODEL_TAR, iter_manifest_file
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ MODEL_MEMBER: Final = "stand-in-model.json"
 CONFIDENT_SCORE: Final = 0.95  # every box kept: image confidence 0.95 (1.0 when empty)
 UNSURE_SCORE: Final = 0.6  # kept, but wrong: image confidence 0.6, auto-label scores 0
 VALIDATION_MAP: Final = 0.5
-_ITERATION_IN_JOB: Final = re.compile(r"-(\d{3})-train$")
+_ITERATION_IN_JOB: Final = re.compile(r"-(\d{3})-train-\d+$")  # <run>-<iter>-train-<attempt>
 
 
 def _lines(uri: str) -> list[dict[str, Any]]:
@@ -94,12 +94,14 @@ class StandInTraining:
     Attributes:
         num_classes: what ``num_classes`` must be.
         fail_on_calls: 1-based call numbers that end ``Failed`` (an algorithm error).
+        api_errors: 1-based call number -> the API error that answers that CreateTrainingJob.
         requests: every request received, in order.
         problems: contract violations found (each also fails its job).
     """
 
     num_classes: int
     fail_on_calls: frozenset[int] = frozenset()
+    api_errors: Mapping[int, SageMakerApiError] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -107,6 +109,8 @@ class StandInTraining:
         """Run one training job."""
         self.requests.append(request)
         job = request["TrainingJobName"]
+        if len(self.requests) in self.api_errors:
+            raise self.api_errors[len(self.requests)]
         if len(self.requests) in self.fail_on_calls:
             return JobResult(
                 status="Failed", failure_reason=f"AlgorithmError: injected failure of {job}"
