@@ -296,8 +296,8 @@ def _is_float(text: str) -> bool:
 
 def _name_context_keys(problem: str) -> str:
     """Prefix a LoopConfig problem (which names its field) with the context key to fix."""
-    # "target_value must be ...", "labels[1]: ...": the field is the first word up to "[" or ":".
-    field = re.split(r"[\s\[:]", problem.removeprefix("context:").strip(), maxsplit=1)[0]
+    # "target_value must be", "labels[1]: ...", "hyperparameters.epochs ...": the field leads.
+    field = re.split(r"[\s\[:.]", problem.removeprefix("context:").strip(), maxsplit=1)[0]
     key = _KEY_OF_FIELD.get(field)
     return f"context {key!r}: {problem}" if key else problem
 

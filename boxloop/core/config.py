@@ -182,11 +182,6 @@ class LoopConfig:
         """
         return self.max_iterations - (2 if self.finish_with_humans else 1)
 
-    @property
-    def is_auto_labeling_possible(self) -> bool:
-        """False when settings make auto-labeling impossible (e.g. no validation set)."""
-        return self.validation_fraction > 0
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the label config becomes the list of class names)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -393,6 +388,10 @@ def _are_hyperparameters(name: str, value: Any) -> str | None:
         return f"{name} values must be strings, as SageMaker requires"
     if len(value) > 100 or any(len(k) > 256 or len(v) > 2500 for k, v in value.items()):
         return f"{name} must hold at most 100 names of <= 256 characters, values <= 2500"
+    epochs = value.get("epochs")
+    if epochs is not None and not (epochs.isascii() and epochs.isdigit() and int(epochs) >= 1):
+        # prepare-training scales it for the last model (last_model_epochs_factor)
+        return f"{name}.epochs must be a whole number >= 1, got {epochs!r}"
     return None
 
 
@@ -409,7 +408,8 @@ _RULES: dict[str, _Number | _Check] = {
     "job_prefix": _is_job_prefix,
     "seed": _Number(int, 0, 2**63 - 1),
     "seed_size": _Number(int, 1, _MAX),
-    "validation_fraction": _Number(float, 0.0, 0.9),
+    # prepare-training needs a validation channel, and calibration validation images.
+    "validation_fraction": _Number(float, 0.0, 0.9, open_low=True),
     "test_fraction": _Number(float, 0.0, 0.5),
     "batch_size": _Number(int, 1, 1e6),
     "audit_share": _Number(float, 0.0, 1.0),

@@ -188,3 +188,18 @@ def test_labels_are_checked_against_ground_truth_limits(labels: list, message: s
 
 def test_labels_of_256_characters_are_accepted() -> None:
     assert LoopConfig.from_dict({"labels": ["x" * 256]}).labels.class_names == ("x" * 256,)
+
+
+@pytest.mark.parametrize("epochs", ["ten", "2.5", "0", ""])
+def test_epochs_hyperparameter_must_be_a_whole_number(epochs: str) -> None:
+    # prepare-training multiplies it (last_model_epochs_factor) and the local runner reads it
+    with pytest.raises(ConfigError, match=r"hyperparameters\.epochs must be a whole number >= 1"):
+        LoopConfig(labels=LABELS, hyperparameters={"epochs": epochs})
+
+
+def test_validation_fraction_zero_is_refused_as_training_needs_a_validation_channel() -> None:
+    # prepare-training raises NotEnoughLabelsError without validation images, after the seed
+    # labels are paid for
+    with pytest.raises(ConfigError, match=r"validation_fraction must be in \(0, 0.9\]"):
+        LoopConfig(labels=LABELS, validation_fraction=0)
+
