@@ -26,8 +26,9 @@ DEFAULT_WORKTEAM_NAME = "boxloop"
 class BoxloopStack(cdk.Stack):
     """Composes one construct per concern and wires them through their public attributes.
 
-    The region is concrete (image URIs and Ground Truth ARNs are chosen per region at synth);
-    the account stays ``AWS::AccountId`` unless CDK_DEFAULT_ACCOUNT is set.
+    The region is concrete (image URIs and Ground Truth ARNs are chosen per region at synth); a
+    context ``region`` that overrides CDK_DEFAULT_REGION is flagged with a warning. The account
+    stays ``AWS::AccountId`` unless CDK_DEFAULT_ACCOUNT is set.
 
     Attributes:
         config: what the stack was built from.
@@ -53,9 +54,22 @@ class BoxloopStack(cdk.Stack):
             **kwargs,
         )
         self.config = config
+        if config.overridden_region:
+            cdk.Annotations.of(self).add_warning_v2(
+                "boxloop:RegionOverride",
+                f"context 'region' is {config.region}: the stack deploys there, not to "
+                f"{config.overridden_region} (CDK_DEFAULT_REGION, the profile's region); bootstrap "
+                f"{config.region} first (cdk bootstrap aws://<account>/{config.region})",
+            )
         self.workteam_arn = config.workteam_arn or self._default_workteam_arn()
         self.storage = Storage(self, "Storage", config=config, root=root)
-        self.roles = Roles(self, "Roles", config=config, bucket=self.storage.bucket)
+        self.roles = Roles(
+            self,
+            "Roles",
+            config=config,
+            bucket=self.storage.bucket,
+            encryption_key=self.storage.encryption_key,
+        )
         self.functions = Functions(
             self,
             "Functions",

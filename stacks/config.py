@@ -29,6 +29,8 @@ LAMBDA_MEMORY_MB = 1769
 LAMBDA_EPHEMERAL_MIB = 10_240
 """Outputs are spooled to /tmp before upload; a 1M-image ledger is ~0.6 GB (512 MB default).
 Here, without CDK imports, so the scale benchmark reads the same figure."""
+DEFAULT_REGION = "us-east-1"
+"""The region when neither context ``region`` nor CDK_DEFAULT_REGION names one."""
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
@@ -37,8 +39,10 @@ class BoxloopConfig:
     """Everything the stack is built from; made only by ``from_context``.
 
     Attributes:
-        region: the deployment region (CDK_DEFAULT_REGION, else context ``region``); concrete
-            because image URIs and Ground Truth ARNs differ per region.
+        region: the deployment region (see ``resolve_region``); concrete because image URIs and
+            Ground Truth ARNs differ per region.
+        overridden_region: CDK_DEFAULT_REGION when an explicit context ``region`` overrode it
+            (the stack warns about it), else "".
         account: CDK_DEFAULT_ACCOUNT, or None for an account-agnostic template.
         loop: the loop's own settings, passed to every Lambda as ``BOXLOOP_CONFIG``.
         workteam_arn: the Ground Truth work team; "" means the account's private team "boxloop".
@@ -55,6 +59,7 @@ class BoxloopConfig:
     """
 
     region: str
+    overridden_region: str
     account: str | None
     loop: LoopConfig
     workteam_arn: str
@@ -90,7 +95,9 @@ class BoxloopConfig:
         """
         reader = ContextReader({**DEFAULT_CONTEXT, **context})
         reader.problems.extend(unknown_key_problems(context))
-        region = environ.get("CDK_DEFAULT_REGION") or reader.text("region")
+        region, overridden_region = resolve_region(
+            reader.text("region"), environ.get("CDK_DEFAULT_REGION", "")
+        )
         loop = reader.loop_config()
         values: dict[str, Any] = {
             "workteam_arn": reader.arn("workteamArn", WORKTEAM_ARN, region),
@@ -114,11 +121,35 @@ class BoxloopConfig:
             raise ConfigError(reader.problems)
         return cls(
             region=region,
+            overridden_region=overridden_region,
             account=environ.get("CDK_DEFAULT_ACCOUNT") or None,
             loop=loop,
             **resolved,
             **values,
         )
+
+
+def resolve_region(context_region: str, environment_region: str) -> tuple[str, str]:
+    """The region to deploy to, and the CLI's region it overrides ("" when none).
+
+    An explicit context ``region`` (``-c region=...``, or set in cdk.json or cdk.context.json)
+    wins over CDK_DEFAULT_REGION. The CDK CLI always exports CDK_DEFAULT_REGION (the profile's or
+    AWS_REGION's region, else us-east-1), so letting it win would make ``-c region`` a silent
+    no-op; failing whenever the two differ would leave no way to deploy to another region than
+    the profile's without editing the environment. The stack carries its region in its
+    environment, and ``cdk deploy`` deploys a stack to its own region whatever the profile says,
+    so the explicit value is the one that is honoured end to end; the stack adds a synth warning
+    naming both values. Without a context region the CLI's region is used, and without either
+    ``DEFAULT_REGION`` (plain ``python app.py``, tests).
+
+    Args:
+        context_region: context ``region``; "" (cdk.json's value) means not chosen.
+        environment_region: CDK_DEFAULT_REGION; "" when unset.
+    """
+    if context_region:
+        overridden = environment_region if environment_region != context_region else ""
+        return context_region, overridden
+    return environment_region or DEFAULT_REGION, ""
 
 
 def _resolve_region(region: str, problems: list[str]) -> dict[str, Any] | None:

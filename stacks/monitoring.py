@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 if TYPE_CHECKING:
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 
 class Monitoring(Construct):
     """Alarms that publish to the notification topic when an execution fails or times out.
+
+    The topic's policy lets CloudWatch (``cloudwatch.amazonaws.com``) publish for these two
+    alarms only (``aws:SourceArn``, ``aws:SourceAccount``): a topic with a resource policy
+    admits no service that the policy does not name. With a customer managed key on the topic,
+    the key's own policy must also let CloudWatch use it (README, "Deploy on AWS").
 
     Attributes:
         failed_alarm: ExecutionsFailed >= 1 in 5 minutes.
@@ -37,6 +43,23 @@ class Monitoring(Construct):
         )
         self.timed_out_alarm = self._alarm(
             "ExecutionsTimedOut", state_machine.metric_timed_out(period=period), topic
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnEquals": {
+                        "aws:SourceArn": [
+                            self.failed_alarm.alarm_arn,
+                            self.timed_out_alarm.alarm_arn,
+                        ]
+                    },
+                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                },
+            )
         )
 
     def _alarm(

@@ -8,36 +8,87 @@ Lambda runtime, topic TLS, ...) is met by the constructs themselves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
-from aws_cdk import region_info
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
 
-from stacks.roles import SAGEMAKER_JOB_ACTIONS, SYNC_RULE_PREFIX, job_name_pattern
+from stacks.roles import (
+    SAGEMAKER_JOB_ACTIONS,
+    job_arn,
+    job_log_groups_arn,
+    job_name_pattern,
+    sync_rules_arn,
+    writable_object_arns,
+)
 
 if TYPE_CHECKING:
+    from aws_cdk import aws_s3 as s3
     from constructs import IConstruct
 
     from stacks.boxloop_stack import BoxloopStack
 
 PACK = "AwsSolutions"
-GRANT_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
+READ_GRANT_ACTIONS = ("s3:GetBucket*", "s3:GetObject*", "s3:List*")
+GRANT_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", *READ_GRANT_ACTIONS)
 KMS_GRANT_ACTIONS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 BUCKET_DEPLOYMENT_ID = "Custom::CDKBucketDeployment"
-_PARTITION_LITERALS = "@aws-cdk/core:enablePartitionLiterals"
 
-_GRANT_REASON = (
-    "Bucket.grant_read_write/grant_read actions: s3 object and listing actions (never s3:*) "
-    "on the stack's data bucket only"
+_READ_REASON = (
+    "Bucket.grant_read actions: s3 object reads and listing (never s3:*, no write or delete) on "
+    "the stack's data bucket only"
+)
+_OBJECTS_REASON = (
+    "read access to every key of the stack's data bucket: input manifests, images, ledgers and "
+    "run files live under run-specific keys that exist only at run time"
+)
+_WRITE_REASON = (
+    "s3:PutObject and s3:AbortMultipartUpload (no delete) under one run-file prefix of the data "
+    "bucket; run and job names exist only at run time"
+)
+_DEPLOYMENT_GRANT_REASON = (
+    "Bucket.grant_read_write of the data bucket to the deploy-time handler: it syncs the "
+    "deployed config/ and code/ files (s3 object and listing actions, never s3:*)"
 )
 _KMS_REASON = (
     "Bucket grants of the configured customer managed key: data-key generation and re-encryption "
     "on that one key only"
 )
-_OBJECTS_REASON = (
-    "object-level access to every key of the stack's data bucket: run files, ledgers and "
-    "SageMaker outputs are written under run-specific prefixes that exist only at run time"
-)
+
+
+def nag_text(scope: IConstruct, value: Any) -> str:
+    """``value`` (a string with tokens, or a CloudFormation value) as cdk-nag prints it.
+
+    cdk-nag (``flattenCfnReference``) resolves the value in the stack and flattens it: a ``Ref``
+    becomes ``<Name>``, an ``Fn::GetAtt`` ``<LogicalId.Attribute>``, an ``Fn::Join`` the joined
+    parts. Computing an acknowledgement id from the very value a policy holds makes it match
+    whether account, region and partition are tokens or literals (they are literals once the CLI
+    passes CDK_DEFAULT_ACCOUNT and cdk.json's enablePartitionLiterals flag is on).
+    """
+    return _flatten(cdk.Stack.of(scope).resolve(value))
+
+
+def _flatten(node: Any) -> str:
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return delimiter.join(_flatten(item) for item in items)
+        if "Fn::Sub" in node:
+            return _flatten(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return _flatten(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{_flatten(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"))
 
 
 def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
@@ -60,22 +111,21 @@ def acknowledged_reasons(scope: IConstruct) -> dict[tuple[str, str], str]:
 
 def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
     """Acknowledge the findings that are accepted by design, each with its reason."""
-    bucket_arn = _ref(stack, stack.storage.bucket.node.default_child, "Arn")
+    bucket = stack.storage.bucket
     roles = stack.roles
     for role, what in ((roles.sagemaker_role, "SageMaker jobs"), (roles.function_role, "Lambdas")):
-        _acknowledge_bucket_grant(role, bucket_arn, what, has_kms_key=has_kms_key)
-    partition = _partition(stack)
-    for index, bucket in enumerate(stack.config.image_bucket_names):
+        _acknowledge_run_files(role, bucket, what)
+    for index, image_bucket in enumerate(roles.image_buckets):
+        name = stack.config.image_bucket_names[index]
         acknowledge(
             roles.sagemaker_role,
-            f"IAM5[Resource::arn:{partition}:s3:::{bucket}/*]",
-            f"read-only access to the image bucket {bucket} (context imageBucketNames[{index}]): "
+            f"IAM5[Resource::{nag_text(stack, image_bucket.arn_for_objects('*'))}]",
+            f"read-only access to the image bucket {name} (context imageBucketNames[{index}]): "
             "jobs read the images that manifests list",
         )
     acknowledge(
         roles.sagemaker_role,
-        "IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
-        "log-group:/aws/sagemaker/*]",
+        f"IAM5[Resource::{nag_text(stack, job_log_groups_arn())}]",
         "SageMaker writes job logs to /aws/sagemaker/TrainingJobs, /TransformJobs, "
         "/ProcessingJobs and /LabelingJobs with per-job streams",
     )
@@ -86,18 +136,20 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
         "permissions; PutMetricData is limited by a namespace condition",
     )
     _acknowledge_workflow(stack, has_kms_key=has_kms_key)
-    _acknowledge_bucket_deployment(stack, bucket_arn, has_kms_key=has_kms_key)
+    _acknowledge_bucket_deployment(stack, has_kms_key=has_kms_key)
 
 
-def _acknowledge_bucket_grant(
-    role: IConstruct, bucket_arn: str, what: str, *, has_kms_key: bool
-) -> None:
-    for action in GRANT_ACTIONS:
-        acknowledge(role, f"IAM5[Action::{action}]", f"{_GRANT_REASON} ({what})")
-    if has_kms_key:
-        for action in KMS_GRANT_ACTIONS:
-            acknowledge(role, f"IAM5[Action::{action}]", f"{_KMS_REASON} ({what})")
-    acknowledge(role, f"IAM5[Resource::{bucket_arn}/*]", f"{_OBJECTS_REASON} ({what})")
+def _acknowledge_run_files(role: iam.IRole, bucket: s3.IBucket, what: str) -> None:
+    """The read grant on the whole data bucket and the put grant under runs/ and tmp/."""
+    for action in READ_GRANT_ACTIONS:
+        acknowledge(role, f"IAM5[Action::{action}]", f"{_READ_REASON} ({what})")
+    acknowledge(
+        role,
+        f"IAM5[Resource::{nag_text(role, bucket.arn_for_objects('*'))}]",
+        f"{_OBJECTS_REASON} ({what})",
+    )
+    for arn in writable_object_arns(bucket):
+        acknowledge(role, f"IAM5[Resource::{nag_text(role, arn)}]", f"{_WRITE_REASON} ({what})")
 
 
 def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
@@ -112,15 +164,13 @@ def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
     for kind in SAGEMAKER_JOB_ACTIONS:
         acknowledge(
             role,
-            f"IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
-            f"{kind}/{pattern}]",
+            f"IAM5[Resource::{nag_text(stack, job_arn(kind, stack.config))}]",
             f"job names are generated per run and iteration; every {kind} the loop creates is "
             f"named {pattern}, so access is limited to the loop's own",
         )
     acknowledge(
         role,
-        f"IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:"
-        f"rule/{SYNC_RULE_PREFIX}*]",
+        f"IAM5[Resource::{nag_text(stack, sync_rules_arn())}]",
         "the EventBridge managed rules Step Functions creates for SageMaker .sync tasks; the "
         "labeling job rule's exact name is undocumented",
     )
@@ -133,66 +183,54 @@ def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
     for function in stack.functions.by_folder.values():
         acknowledge(
             role,
-            f"IAM5[Resource::{_ref(stack, function.node.default_child, 'Arn')}:*]",
+            f"IAM5[Resource::{nag_text(stack, f'{function.function_arn}:*')}]",
             "Function.grant_invoke also allows the function's versions and aliases (ARN:*); "
             "only this stack's functions",
         )
 
 
-def _acknowledge_bucket_deployment(
-    stack: BoxloopStack, bucket_arn: str, *, has_kms_key: bool
-) -> None:
+def _acknowledge_bucket_deployment(stack: BoxloopStack, *, has_kms_key: bool) -> None:
     """The BucketDeployment custom resource is CDK's singleton; its role and runtime are CDK's."""
     handlers = [c for c in stack.node.children if c.node.id.startswith(BUCKET_DEPLOYMENT_ID)]
+    what = "CDK BucketDeployment handler, run only at deploy time"
+    bucket = stack.storage.bucket
+    # The files both deployments stage in the bootstrap asset bucket (named after the account
+    # and region: literals under the CLI with credentials, tokens without).
+    staged = sorted(
+        {
+            nag_text(stack, asset.bucket.arn_for_objects("*"))
+            for asset in stack.storage.node.find_all()
+            if isinstance(asset, s3_assets.Asset)
+        }
+    )
+    basic_execution = iam.ManagedPolicy.from_aws_managed_policy_name(
+        "service-role/AWSLambdaBasicExecutionRole"
+    )
     for handler in handlers:
-        what = "CDK BucketDeployment handler, run only at deploy time"
-        _acknowledge_bucket_grant(handler, bucket_arn, what, has_kms_key=has_kms_key)
+        for action in GRANT_ACTIONS:
+            acknowledge(handler, f"IAM5[Action::{action}]", _DEPLOYMENT_GRANT_REASON)
+        if has_kms_key:
+            for action in KMS_GRANT_ACTIONS:
+                acknowledge(handler, f"IAM5[Action::{action}]", f"{_KMS_REASON} ({what})")
         acknowledge(
             handler,
-            "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
+            f"IAM5[Resource::{nag_text(stack, bucket.arn_for_objects('*'))}]",
+            f"{_DEPLOYMENT_GRANT_REASON} ({what})",
+        )
+        acknowledge(
+            handler,
+            f"IAM4[Policy::{nag_text(stack, basic_execution.managed_policy_arn)}]",
             f"{what}: CDK attaches the basic execution role (its own CloudWatch Logs)",
         )
-        acknowledge(
-            handler,
-            f"IAM5[Resource::{_asset_bucket_arn(stack)}/*]",
-            f"{what}: reads the staged config and code files from the CDK bootstrap asset bucket",
-        )
+        for arn in staged:
+            acknowledge(
+                handler,
+                f"IAM5[Resource::{arn}]",
+                f"{what}: reads the staged config and code files from the CDK bootstrap asset "
+                "bucket",
+            )
         acknowledge(
             handler,
             "L1",
             f"{what}: CDK pins the handler's runtime (with the AWS CLI layer) per release",
         )
-
-
-def _asset_bucket_arn(stack: BoxloopStack) -> str:
-    """The bootstrap asset bucket's ARN as cdk-nag prints it (region literal, account ref)."""
-    partition = _partition(stack)
-    qualifier = (
-        stack.node.try_get_context("@aws-cdk/core:bootstrapQualifier")
-        or cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
-    )
-    name = (
-        cdk.DefaultStackSynthesizer.DEFAULT_FILE_ASSETS_BUCKET_NAME.replace(
-            "${Qualifier}", qualifier
-        )
-        .replace("${AWS::AccountId}", "<AWS::AccountId>")
-        .replace("${AWS::Region}", stack.region)
-    )
-    return f"arn:{partition}:s3:::{name}"
-
-
-def _partition(stack: cdk.Stack) -> str:
-    """The partition as it appears in ARNs CDK built, as cdk-nag prints it.
-
-    A literal when the region is known and cdk.json's enablePartitionLiterals flag is on, else
-    the ``AWS::Partition`` reference.
-    """
-    if cdk.FeatureFlags.of(stack).is_enabled(_PARTITION_LITERALS):
-        return region_info.RegionInfo.get(stack.region).partition or "<AWS::Partition>"
-    return "<AWS::Partition>"
-
-
-def _ref(stack: cdk.Stack, resource: IConstruct | None, attribute: str) -> str:
-    """How cdk-nag prints ``Fn::GetAtt``: ``<LogicalId.Attribute>``."""
-    return f"<{stack.get_logical_id(resource)}.{attribute}>"  # type: ignore[arg-type]

@@ -9,36 +9,57 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.storage import WRITABLE_PREFIXES
+
 if TYPE_CHECKING:
+    from aws_cdk import aws_kms as kms
+
     from stacks.config import BoxloopConfig
 
-# SageMaker resource types the state machine creates, with the actions its .sync integrations call.
+# SageMaker resource types the state machine creates, with the actions its integrations call
+# (those CDK's own SageMaker tasks grant): Create/Describe/Stop for the .sync jobs, CreateModel
+# alone for the request-response createModel (nothing describes or deletes a model).
 # Job names all start with "<jobPrefix>-", so every action is scoped to those names.
 SAGEMAKER_JOB_ACTIONS: dict[str, tuple[str, ...]] = {
     "training-job": ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob"),
     "transform-job": ("CreateTransformJob", "DescribeTransformJob", "StopTransformJob"),
     "processing-job": ("CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob"),
     "labeling-job": ("CreateLabelingJob", "DescribeLabelingJob", "StopLabelingJob"),
-    "model": ("CreateModel", "DescribeModel", "DeleteModel"),
+    "model": ("CreateModel",),
 }
 # The EventBridge managed rules Step Functions creates for SageMaker .sync tasks
 # (StepFunctionsGetEventsForSageMakerTrainingJobsRule, ...TransformJobsRule, ...ProcessingJobsRule
 # are documented; the labeling rule's name is not, hence the prefix).
 SYNC_RULE_PREFIX = "StepFunctionsGetEventsForSageMaker"
+# Object writes: a plain PutObject, and AbortMultipartUpload because boto3's upload_file /
+# upload_fileobj (boxloop.aws.s3) switch to multipart uploads above 8 MB and abort one that
+# fails; SageMaker uploads job outputs in parts too. Nothing deletes, tags or sets ACLs.
+WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+# SSE-KMS with the configured key: Decrypt comes with Bucket.grant_read (reads, and multipart
+# uploads); GenerateDataKey for every put; Encrypt because SageMaker requires it of the job role
+# when a job's output config names the key (KmsKeyId), as prepare_training/prepare_labeling do.
+KMS_WRITE_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey")
 
 
 class Roles(Construct):
-    """The three roles, each trusted by one service only.
+    """The three roles, each trusted by one service only, from this account only.
+
+    Trust: every role's trust policy names its service and the account's own resources through
+    ``aws:SourceArn`` / ``aws:SourceAccount`` (see ``trust_conditions``). Data: the job and Lambda
+    roles read the whole data bucket but write only under ``runs/`` and ``tmp/``, and never
+    delete; ``code/`` and ``config/`` (deployed by the stack) are read-only to them.
 
     Attributes:
         sagemaker_role: passed to training, transform (CreateModel), processing and labeling jobs:
-            read/write the data bucket, read the image buckets, write /aws/sagemaker/* logs, pull
-            the two algorithm images, use the KMS key when one is configured.
-        function_role: the Lambdas' role: read/write the data bucket (logs are granted per log
-            group by ``Functions``).
+            read the data bucket, write under ``runs/`` and ``tmp/``, read the image buckets,
+            write /aws/sagemaker/* logs, pull the two algorithm images, use the KMS key when one
+            is configured.
+        function_role: the Lambdas' role: read the data bucket, write under ``runs/`` and
+            ``tmp/`` (logs are granted per log group by ``Functions``).
         workflow_role: the state machine's role: SageMaker actions on ``<jobPrefix>-*`` names only,
             iam:PassRole for ``sagemaker_role`` to SageMaker only, the .sync event rules; Lambda
             invoke and SNS publish are granted by ``Workflow``.
+        image_buckets: the buckets of context ``imageBucketNames`` (read by the jobs).
     """
 
     def __init__(
@@ -48,38 +69,96 @@ class Roles(Construct):
         *,
         config: BoxloopConfig,
         bucket: s3.IBucket,
+        encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.sagemaker_role = iam.Role(
             self,
             "SageMaker",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=_trusted("sagemaker"),
             description="boxloop SageMaker jobs: training, transform, processing, labeling",
         )
-        bucket.grant_read_write(self.sagemaker_role)
-        for index, name in enumerate(config.image_bucket_names):
-            s3.Bucket.from_bucket_name(self, f"ImageBucket{index}", name).grant_read(
-                self.sagemaker_role
-            )
+        grant_run_files(self.sagemaker_role, bucket, encryption_key)
+        self.image_buckets: tuple[s3.IBucket, ...] = tuple(
+            s3.Bucket.from_bucket_name(self, f"ImageBucket{index}", name)
+            for index, name in enumerate(config.image_bucket_names)
+        )
+        for image_bucket in self.image_buckets:
+            image_bucket.grant_read(self.sagemaker_role)
         for statement in _sagemaker_job_statements(config):
             self.sagemaker_role.add_to_policy(statement)
 
         self.function_role = iam.Role(
             self,
             "Functions",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="boxloop Lambdas: read and write the run files in the data bucket",
+            assumed_by=_trusted("lambda"),
+            description="boxloop Lambdas: read the data bucket, write the run files",
         )
-        bucket.grant_read_write(self.function_role)
+        grant_run_files(self.function_role, bucket, encryption_key)
 
         self.workflow_role = iam.Role(
             self,
             "Workflow",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=_trusted("states"),
             description="boxloop state machine: SageMaker jobs named <jobPrefix>-*",
         )
         for statement in _workflow_statements(config, self.sagemaker_role):
             self.workflow_role.add_to_policy(statement)
+
+
+def grant_run_files(role: iam.IRole, bucket: s3.IBucket, encryption_key: kms.IKey | None) -> None:
+    """Read every object of ``bucket``; put (never delete) objects under ``WRITABLE_PREFIXES``."""
+    bucket.grant_read(role)
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="WriteRunFiles",
+            actions=list(WRITE_ACTIONS),
+            resources=writable_object_arns(bucket),
+        )
+    )
+    if encryption_key is not None:
+        encryption_key.grant(role, *KMS_WRITE_ACTIONS)
+
+
+def writable_object_arns(bucket: s3.IBucket) -> list[str]:
+    """``<bucket ARN>/runs/*`` and ``<bucket ARN>/tmp/*``: the only keys the roles may put."""
+    return [bucket.arn_for_objects(f"{prefix}*") for prefix in WRITABLE_PREFIXES]
+
+
+# Service -> (ARN pattern of the service's resources in this account, strict?). Strict: the
+# service documents that it sends both keys when it assumes a role, so a plain ArnLike /
+# StringEquals (which deny when the key is missing) cannot lock it out:
+# - states: Step Functions' "Prevent cross-service confused deputy issue" gives this very trust
+#   policy (aws:SourceArn arn:...:states:<region>:<account>:stateMachine:*, aws:SourceAccount).
+# Not strict (ArnLikeIfExists / StringEqualsIfExists: a foreign source is refused, a request
+# without the keys is not):
+# - sagemaker: SageMaker's confused-deputy page documents aws:SourceArn for training, processing
+#   and transform jobs (<kind>-job/*) and inference (arn:...:sagemaker:<region>:<account>:*,
+#   which covers CreateModel); this pattern covers all of them. Ground Truth labeling jobs are
+#   not on that list, and a strict condition on a key they may not send would fail every
+#   labeling job after it was paid for.
+# - lambda: Lambda's guide says the keys may go in a role trust policy, but not that Lambda
+#   sends them when it assumes a function's execution role (nor when CreateFunction checks that
+#   it can); a strict condition that is not met would fail the deployment.
+_TRUST: dict[str, tuple[str, bool]] = {
+    "states": ("stateMachine:*", True),
+    "sagemaker": ("*", False),
+    "lambda": ("function:*", False),
+}
+
+
+def trust_conditions(service: str) -> dict[str, dict[str, str]]:
+    """The trust policy conditions for ``<service>.amazonaws.com`` (see ``_TRUST``)."""
+    resource, strict = _TRUST[service]
+    suffix = "" if strict else "IfExists"
+    return {
+        f"ArnLike{suffix}": {"aws:SourceArn": _arn(service, resource)},
+        f"StringEquals{suffix}": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+    }
+
+
+def _trusted(service: str) -> iam.IPrincipal:
+    return iam.ServicePrincipal(f"{service}.amazonaws.com", conditions=trust_conditions(service))
 
 
 def _arn(service: str, resource: str, *, region: str = cdk.Aws.REGION) -> str:
@@ -92,11 +171,25 @@ def job_name_pattern(config: BoxloopConfig) -> str:
     return f"{config.loop.job_prefix.lower()}-*"
 
 
+def job_arn(kind: str, config: BoxloopConfig) -> str:
+    """The ARN pattern of the loop's own SageMaker ``kind`` (``training-job``, ``model``...)."""
+    return _arn("sagemaker", f"{kind}/{job_name_pattern(config)}")
+
+
+def job_log_groups_arn() -> str:
+    """The log groups SageMaker jobs write to (/aws/sagemaker/TrainingJobs, ...)."""
+    return _arn("logs", "log-group:/aws/sagemaker/*")
+
+
+def sync_rules_arn() -> str:
+    """The EventBridge rules Step Functions manages for SageMaker .sync tasks."""
+    return _arn("events", f"rule/{SYNC_RULE_PREFIX}*")
+
+
 def _workflow_statements(
     config: BoxloopConfig, sagemaker_role: iam.IRole
 ) -> list[iam.PolicyStatement]:
-    pattern = job_name_pattern(config)
-    scoped = [_arn("sagemaker", f"{kind}/{pattern}") for kind in SAGEMAKER_JOB_ACTIONS]
+    scoped = [job_arn(kind, config) for kind in SAGEMAKER_JOB_ACTIONS]
     return [
         iam.PolicyStatement(
             sid="SageMakerJobsNamedByPrefix",
@@ -128,7 +221,7 @@ def _workflow_statements(
         iam.PolicyStatement(
             sid="SyncEventRules",
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-            resources=[_arn("events", f"rule/{SYNC_RULE_PREFIX}*")],
+            resources=[sync_rules_arn()],
         ),
     ]
 
@@ -146,7 +239,7 @@ def _sagemaker_job_statements(config: BoxloopConfig) -> list[iam.PolicyStatement
                 "logs:DescribeLogStreams",
                 "logs:PutLogEvents",
             ],
-            resources=[_arn("logs", "log-group:/aws/sagemaker/*")],
+            resources=[job_log_groups_arn()],
         ),
         iam.PolicyStatement(
             # PutMetricData has no resource-level permissions; the namespace condition scopes it.

@@ -23,7 +23,11 @@ UI_TEMPLATE = Path(__file__).resolve().parent / "assets" / "bounding-box.liquid.
 LABEL_CONFIG_KEY = "config/label-categories.json"
 UI_TEMPLATE_KEY = "config/bounding-box.liquid.html"
 PROCESSING_CODE_PREFIX = "code/processing/"
+RUNS_PREFIX = "runs/"
 TMP_PREFIX = "tmp/"
+WRITABLE_PREFIXES = (RUNS_PREFIX, TMP_PREFIX)
+"""Where runs write (``boxloop.steps.run.RunPaths``: ``runs/<run>/...``, scratch under
+``tmp/<run>/...``); the job and Lambda roles may put objects there and nowhere else."""
 ACCESS_LOG_RETENTION_DAYS = 365
 NONCURRENT_VERSION_RETENTION_DAYS = 30
 _LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"

@@ -43,10 +43,13 @@ def cdk_context() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def make_config(cdk_context: dict[str, Any]) -> Callable[..., BoxloopConfig]:
-    """A config from cdk.json's context plus overrides, as ``-c key=value`` would give it."""
+    """A config from cdk.json's context plus overrides, as ``-c key=value`` would give it.
 
-    def make(**overrides: Any) -> BoxloopConfig:
-        return BoxloopConfig.from_context({**cdk_context, **overrides}, environ={})
+    ``environ`` stands for what the CDK CLI exports (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION).
+    """
+
+    def make(*, environ: dict[str, str] | None = None, **overrides: Any) -> BoxloopConfig:
+        return BoxloopConfig.from_context({**cdk_context, **overrides}, environ=environ or {})
 
     return make
 
@@ -61,12 +64,21 @@ def make_app(cdk_context: dict[str, Any]) -> Callable[..., cdk.App]:
     return make
 
 
+def missing_files(paths: tuple[Path, ...], root: Path = REPO_ROOT) -> list[str]:
+    """The paths (relative to ``root``) that are not files there."""
+    return [str(path) for path in paths if not (root / path).is_file()]
+
+
 @pytest.fixture(scope="session")
 def source_root() -> Path:
-    """The repository root; skips while files the stack deploys are still missing."""
-    missing = [str(path) for path in STACK_SOURCES if not (REPO_ROOT / path).is_file()]
+    """The repository root; fails (never skips) when a file the stack deploys is missing."""
+    missing = missing_files(STACK_SOURCES)
     if missing:
-        pytest.skip(f"the stack deploys files not written yet: {', '.join(missing)}")
+        pytest.fail(
+            f"the stack deploys files that are missing: {', '.join(missing)} (they are part "
+            "of the repository: `git restore <file>` brings one back)",
+            pytrace=False,
+        )
     return REPO_ROOT
 
 

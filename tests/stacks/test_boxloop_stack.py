@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -12,10 +13,17 @@ from aws_cdk.assertions import Annotations, Capture, Match, Template
 
 from boxloop.aws import regions
 from boxloop.core.errors import ConfigError
+from boxloop.steps.run import RunPaths
 from stacks.bundling import LAMBDA_RUNTIME
 from stacks.functions import FUNCTION_IDS
 from stacks.roles import SAGEMAKER_JOB_ACTIONS, job_name_pattern
-from stacks.storage import render_ui_template
+from stacks.storage import (
+    LABEL_CONFIG_KEY,
+    PROCESSING_CODE_PREFIX,
+    UI_TEMPLATE_KEY,
+    WRITABLE_PREFIXES,
+    render_ui_template,
+)
 from stacks.workflow import ASL_PATH, SUBSTITUTION_KEYS, check_placeholders
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -103,6 +111,23 @@ def _role_logical_id(template: Template, service: str) -> str:
         },
     )
     assert len(roles) == 1, f"expected one role trusted by {service}, got {sorted(roles)}"
+    return next(iter(roles))
+
+
+def _boxloop_role_id(template: Template, service: str) -> str:
+    """The boxloop role trusted by ``service`` (CDK's BucketDeployment handler has its own)."""
+    roles = template.find_resources(
+        "AWS::IAM::Role",
+        {
+            "Properties": {
+                "Description": Match.string_like_regexp("^boxloop "),
+                "AssumeRolePolicyDocument": {
+                    "Statement": [Match.object_like({"Principal": {"Service": service}})]
+                },
+            }
+        },
+    )
+    assert len(roles) == 1, f"expected one boxloop role trusted by {service}, got {sorted(roles)}"
     return next(iter(roles))
 
 
@@ -453,6 +478,139 @@ def test_sagemaker_role_pulls_only_the_two_algorithm_images(template):
     ]
 
 
+# --- Least privilege: the data bucket and the trust policies --------------------------------
+
+DATA_ROLES = ("sagemaker.amazonaws.com", "lambda.amazonaws.com")
+ALLOWED_S3_ACTIONS = {
+    # Bucket.grant_read
+    "s3:GetObject*",
+    "s3:GetBucket*",
+    "s3:List*",
+    # puts under runs/ and tmp/; AbortMultipartUpload for boto3's multipart uploads
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+}
+
+
+def _data_bucket_id(template: Template) -> str:
+    (bucket_id,) = template.find_resources(
+        "AWS::S3::Bucket", {"Properties": {"VersioningConfiguration": {"Status": "Enabled"}}}
+    )
+    return bucket_id
+
+
+def _put_patterns(template: Template, service: str) -> set[str]:
+    """The object keys (glob patterns) the role of ``service`` may put in the data bucket."""
+    prefix = f"${{{_data_bucket_id(template)}.Arn}}/"
+    statements = _policy_statements_of_role(template, _boxloop_role_id(template, service))
+    resources = {
+        resource
+        for statement in statements
+        if "s3:PutObject" in _actions(statement)
+        for resource in _resources(statement)
+    }
+    assert all(r.startswith(prefix) for r in resources), resources
+    return {r.removeprefix(prefix) for r in resources}
+
+
+@pytest.mark.parametrize("fixture", ["template", "full_template"])
+@pytest.mark.parametrize("service", DATA_ROLES)
+def test_data_roles_read_and_put_but_never_delete(request, fixture, service):
+    template = request.getfixturevalue(fixture)
+    statements = _policy_statements_of_role(template, _boxloop_role_id(template, service))
+    s3_actions = {a for s in statements for a in _actions(s) if a.startswith("s3:")}
+    assert s3_actions == ALLOWED_S3_ACTIONS
+    every_action = [a for s in statements for a in _actions(s)]
+    assert not [a for a in every_action if "Delete" in a or a.endswith(":Abort*")]
+
+
+@pytest.mark.parametrize("service", DATA_ROLES)
+def test_data_roles_put_only_under_runs_and_tmp(template, service):
+    assert _put_patterns(template, service) == {"runs/*", "tmp/*"}
+
+
+@pytest.mark.parametrize("service", DATA_ROLES)
+def test_data_roles_cannot_overwrite_deployed_config_and_code(template, service):
+    patterns = _put_patterns(template, service)
+    deployed = [LABEL_CONFIG_KEY, UI_TEMPLATE_KEY, f"{PROCESSING_CODE_PREFIX}postprocess.py"]
+    for key in deployed:
+        assert not any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns), key
+
+
+def test_run_paths_write_only_under_the_writable_prefixes():
+    # GIVEN a run rooted where ingest roots every run (s3://<bucket>/runs/<run id>)
+    paths = RunPaths("s3://bucket/runs/run-1")
+    written = [
+        paths.config(),
+        paths.ledger(0, "ingest"),
+        paths.step(3, "labeling", "output"),
+        paths.step(3, "training", "output"),
+        paths.step(3, "postprocess"),
+        paths.scratch(3, "transform"),
+        paths.output("output.manifest"),
+    ]
+    # THEN every file a step or a SageMaker job writes lies where the roles may put objects
+    for uri in written:
+        key = uri.removeprefix("s3://bucket/")
+        assert key.startswith(WRITABLE_PREFIXES), uri
+
+
+@pytest.mark.parametrize("fixture", ["template", "full_template"])
+def test_sagemaker_role_uses_kms_key_for_writes_only_when_configured(request, fixture):
+    template = request.getfixturevalue(fixture)
+    statements = _policy_statements_of_role(
+        template, _boxloop_role_id(template, "sagemaker.amazonaws.com")
+    )
+    kms = {a: _resources(s) for s in statements for a in _actions(s) if a.startswith("kms:")}
+    if fixture == "template":
+        assert kms == {}
+    else:  # SSE-KMS puts, and the KmsKeyId of the jobs' output configs
+        actions = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+        assert kms == {a: [KEY_ARN] for a in actions}
+
+
+@pytest.mark.parametrize(
+    ("service", "operators", "source_arn"),
+    [
+        # documented by Step Functions for state machine roles: strict
+        ("states", ("ArnLike", "StringEquals"), "stateMachine:*"),
+        # not documented for every caller (Ground Truth, Lambda's own assume): IfExists
+        ("sagemaker", ("ArnLikeIfExists", "StringEqualsIfExists"), "*"),
+        ("lambda", ("ArnLikeIfExists", "StringEqualsIfExists"), "function:*"),
+    ],
+)
+def test_trust_policies_admit_only_this_account_resources(template, service, operators, source_arn):
+    role_id = _boxloop_role_id(template, f"{service}.amazonaws.com")
+    (statement,) = template.to_json()["Resources"][role_id]["Properties"][
+        "AssumeRolePolicyDocument"
+    ]["Statement"]
+    arn_operator, account_operator = operators
+    assert statement["Action"] == "sts:AssumeRole"
+    assert set(statement["Condition"]) == {arn_operator, account_operator}
+    assert _text(statement["Condition"][arn_operator]["aws:SourceArn"]) == (
+        f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{source_arn}"
+    )
+    assert statement["Condition"][account_operator] == {
+        "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+    }
+
+
+def test_no_boxloop_role_may_delete_anything(full_template):
+    statements = [
+        statement
+        for service in ("sagemaker.amazonaws.com", "lambda.amazonaws.com", "states.amazonaws.com")
+        for statement in _policy_statements_of_role(
+            full_template, _boxloop_role_id(full_template, service)
+        )
+    ]
+    actions = {a for s in statements for a in _actions(s)}
+    assert "sagemaker:CreateModel" in actions
+    # the one delete is of CloudWatch Logs' vended log delivery, which Step Functions requires of
+    # a state machine role that logs (CDK adds the set); nothing deletes data or SageMaker models
+    deletes = {a for a in actions if "Delete" in a}
+    assert deletes == {"logs:DeleteLogDelivery"}
+
+
 # --- Notifications, monitoring, outputs ----------------------------------------------------
 
 
@@ -484,6 +642,40 @@ def test_topic_enforces_tls_and_uses_kms_key_when_configured(template, full_temp
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
     )
     template.resource_count_is("AWS::SNS::Subscription", 0)
+
+
+@pytest.mark.parametrize("fixture", ["template", "full_template"])
+def test_topic_policy_lets_cloudwatch_publish_for_the_stack_alarms_only(request, fixture):
+    template = request.getfixturevalue(fixture)
+    alarms = sorted(template.find_resources("AWS::CloudWatch::Alarm"))
+    assert len(alarms) == 2  # failed and timed-out executions
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": _topic_id(template)}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Sid": "AllowAlarmsToPublish",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": {"Ref": _topic_id(template)},
+                            "Condition": {
+                                "ArnEquals": {
+                                    "aws:SourceArn": Match.array_equals(
+                                        [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in alarms]
+                                    )
+                                },
+                                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                            },
+                        }
+                    ]
+                )
+            },
+        },
+    )
 
 
 def test_monitoring_alarms_on_failed_executions_to_topic(template):

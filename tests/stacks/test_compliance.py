@@ -12,21 +12,51 @@ from cfnlint.api import ManualArgs, Match, lint
 
 from stacks.nag import acknowledged_reasons
 
-FULL_CONTEXT = {
-    # every optional branch that adds resources or grants
-    "kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    "workteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/labelers",
-    "notificationEmail": "ops@example.com",
-    "imageBucketNames": ["my-images", "more.images"],
-}
+ACCOUNT = "123456789012"
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
-@pytest.fixture(scope="module", params=["defaults", "all-options"])
+def _full_context(region: str) -> dict[str, object]:
+    """Every optional branch that adds resources or grants, with ARNs in ``region``."""
+    return {
+        "kmsKeyArn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{KEY_ID}",
+        "workteamArn": f"arn:aws:sagemaker:{region}:{ACCOUNT}:workteam/private-crowd/labelers",
+        "notificationEmail": "ops@example.com",
+        "imageBucketNames": ["my-images", "more.images"],
+    }
+
+
+# (options, region, account): each region is synthesized both with the account a token (no
+# credentials) and a literal (what the CLI exports once credentials resolve); the options
+# alternate so that both option sets meet both account forms.
+CASES = [
+    ("defaults", "us-east-1", None),
+    ("all-options", "us-east-1", ACCOUNT),
+    ("all-options", "eu-west-1", None),
+    ("defaults", "eu-west-1", ACCOUNT),
+    ("defaults", "ap-southeast-2", None),
+    ("all-options", "ap-southeast-2", ACCOUNT),
+]
+
+
+@pytest.fixture(
+    scope="module",
+    params=CASES,
+    ids=[
+        f"{options}-{region}-{'literal' if account else 'token'}"
+        for options, region, account in CASES
+    ],
+)
 def nag_result(request, make_app, make_config, make_stack, tmp_path_factory):
     """Synth with the AwsSolutions pack on its own App; returns (stack, report, template)."""
-    outdir = tmp_path_factory.mktemp(f"nag-{request.param}")
+    options, region, account = request.param
+    outdir = tmp_path_factory.mktemp(f"nag-{options}-{region}")
     app = make_app(outdir=str(outdir))
-    config = make_config(**(FULL_CONTEXT if request.param == "all-options" else {}))
+    environ = {"CDK_DEFAULT_REGION": region} | ({"CDK_DEFAULT_ACCOUNT": account} if account else {})
+    config = make_config(
+        environ=environ, **(_full_context(region) if options == "all-options" else {})
+    )
+    assert (config.region, config.account) == (region, account)
     stack = make_stack(config, app=app)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     try:
@@ -35,7 +65,9 @@ def nag_result(request, make_app, make_config, make_stack, tmp_path_factory):
         failure = str(exc)
     else:
         failure = ""
-    report = json.loads((outdir / "validation-report.json").read_text())
+    report_file = outdir / "validation-report.json"
+    assert report_file.is_file(), failure or f"{report_file} was not written"
+    report = json.loads(report_file.read_text())
     template = (outdir / f"{stack.artifact_id}.template.json").read_text()
     return stack, report, template, failure
 
@@ -97,9 +129,9 @@ def _is_known_false_positive(match: Match) -> bool:
 
 
 def test_cfn_lint_reports_no_errors_or_warnings(nag_result):
-    _, _, template, _ = nag_result
+    stack, _, template, _ = nag_result
     # W3005 (DependsOn already implied by GetAtt) is how CDK writes IAM policy dependencies.
-    matches = lint(template, config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"]))
+    matches = lint(template, config=ManualArgs(ignore_checks=["W3005"], regions=[stack.region]))
     findings = [m for m in matches if not _is_known_false_positive(m)]
     assert [f"{m.rule.id} {m.message} ({m.path})" for m in findings] == []
 
