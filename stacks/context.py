@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # (tests/stacks/test_config.py keeps the two equal). Numbers may also arrive as strings: every
 # `cdk deploy -c key=value` value is a string.
 DEFAULT_CONTEXT: dict[str, Any] = {
-    "region": "us-east-1",
+    "region": "",  # not chosen: the CLI's region (CDK_DEFAULT_REGION), else us-east-1
     "jobPrefix": "boxloop",
     "labels": ["car", "person", "bicycle"],
     "labelAttributeName": "boxes",

@@ -8,7 +8,7 @@ import pytest
 
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import ConfigError
-from stacks.config import BoxloopConfig
+from stacks.config import BoxloopConfig, resolve_region
 from stacks.context import DEFAULT_CONTEXT
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -32,14 +32,43 @@ def test_from_context_builds_defaults_when_context_is_empty():
     assert config.image_bucket_names == ()
 
 
-def test_from_context_reads_region_and_account_from_cdk_environment_first():
+def test_from_context_reads_region_and_account_from_cdk_environment_without_context_region():
+    config = BoxloopConfig.from_context(
+        {"region": ""},  # cdk.json's value: no region chosen
+        environ={"CDK_DEFAULT_REGION": "eu-west-1", "CDK_DEFAULT_ACCOUNT": "123456789012"},
+    )
+    assert (config.region, config.account) == ("eu-west-1", "123456789012")
+    assert config.overridden_region == ""
+    assert "eu-west-1" in config.training_image
+    assert ":eu-west-1:" in config.ground_truth.pre_human_task
+
+
+def test_from_context_prefers_explicit_context_region_over_cdk_default_region():
+    # GIVEN `-c region=us-west-2` under a CLI whose profile region is eu-west-1
     config = BoxloopConfig.from_context(
         {"region": "us-west-2"},
         environ={"CDK_DEFAULT_REGION": "eu-west-1", "CDK_DEFAULT_ACCOUNT": "123456789012"},
     )
-    assert (config.region, config.account) == ("eu-west-1", "123456789012")
-    assert "eu-west-1" in config.training_image
-    assert ":eu-west-1:" in config.ground_truth.pre_human_task
+    # THEN the context region wins and the overridden one is kept for the synth warning
+    assert (config.region, config.overridden_region) == ("us-west-2", "eu-west-1")
+    assert ".us-west-2." in config.training_image
+    assert ":us-west-2:" in config.ground_truth.pre_human_task
+
+
+@pytest.mark.parametrize(
+    ("context_region", "environment_region", "expected"),
+    [
+        ("", "", ("us-east-1", "")),  # plain `python app.py`: the documented default
+        ("", "ap-southeast-2", ("ap-southeast-2", "")),  # the CLI's (profile's) region
+        ("eu-west-1", "", ("eu-west-1", "")),  # context only
+        ("eu-west-1", "eu-west-1", ("eu-west-1", "")),  # both agree: nothing overridden
+        ("eu-west-1", "us-east-1", ("eu-west-1", "us-east-1")),  # explicit context wins
+    ],
+)
+def test_resolve_region_lets_an_explicit_context_region_win(
+    context_region, environment_region, expected
+):
+    assert resolve_region(context_region, environment_region) == expected
 
 
 @pytest.mark.parametrize(
