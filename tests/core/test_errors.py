@@ -4,7 +4,12 @@ import pickle
 
 import pytest
 
-from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
+from boxloop.core.errors import (
+    ConfigError,
+    ManifestError,
+    NothingUsableError,
+    TransientServiceError,
+)
 
 
 @pytest.mark.parametrize(
@@ -14,6 +19,7 @@ from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
         ManifestError("is empty"),
         NothingUsableError("no line is usable", source="in.manifest"),
         ConfigError(["a must be > 0", "b must be a string"]),
+        TransientServiceError("ClientError: SlowDown"),
     ],
 )
 def test_errors_survive_pickling_whole(error: Exception) -> None:
