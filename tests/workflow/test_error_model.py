@@ -10,11 +10,13 @@ executions whose names collide keep separate runs.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -22,8 +24,12 @@ from botocore.exceptions import ClientError
 from e2e_runners import StandInTraining, read_manifest
 
 from boxloop.aws.clients import client
+from boxloop.core.config import LoopConfig
 from boxloop.core.errors import ManifestError, TransientServiceError
+from boxloop.core.labels import LabelConfig
 from boxloop.local.emulator import SageMakerApiError
+from boxloop.steps.run import RunState, run_id_for
+from stacks.roles import job_name_pattern
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -137,6 +143,20 @@ def test_asl_names_each_attempt_of_a_sagemaker_job_apart(state):
     )
     # THEN the task's result carries the name the job really got
     assert task["ResultSelector"]["job_name.$"] == f"$.{field.removesuffix('.$')}"
+
+
+@pytest.mark.parametrize("kind", ["label", "train", "infer", "post"])
+def test_job_names_fit_sagemaker_and_iam_with_the_attempt_suffix(kind):
+    # GIVEN the longest jobPrefix, the longest run id and a two-digit attempt
+    config = LoopConfig(labels=LabelConfig(("car",)), job_prefix="P" * 20)
+    run_id = run_id_for("x" * 80, "arn:aws:states:us-east-1:123456789012:execution:m:" + "x" * 80)
+    run = RunState(run_id=run_id, root=f"s3://b/runs/{run_id}", ledger="", iteration=999)
+    name = f"{run.job_name(config, kind)}-99"
+    # THEN SageMaker takes it (63 chars at most) and the IAM pattern <jobPrefix>-* covers it
+    assert len(name) <= 63
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name)
+    pattern = job_name_pattern(SimpleNamespace(loop=config))  # type: ignore[arg-type]
+    assert fnmatch.fnmatchcase(name.lower(), pattern)
 
 
 def test_asl_names_the_model_after_the_training_job_that_ran():
