@@ -22,6 +22,7 @@ from boxloop.core.formats.groundtruth import METADATA_SUFFIX, repair_boxes
 from boxloop.core.ledger import MergeStats, merge_sorted, sort_by_id
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import Record, record_from_json
+from boxloop.steps.prepare_labeling import merge_ledger, part_name
 from boxloop.steps.run import RunState, iter_records, write_records
 
 if TYPE_CHECKING:
@@ -143,13 +144,16 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
     """Write the next ledger version with the job's labels; returns the updated run state.
 
     Re-running it with the same inputs writes the same ledger: the updates derive from the
-    job's files and the ledger version it started from, never from the previous merge.
+    job's files and the ledger version it started from, never from the previous merge. So each
+    part of an iteration's selection (``labeling.part``, see prepare-labeling) is merged into a
+    ledger version (and warnings report) of its own, never over the version it read.
     """
     attr = config.label_attribute
     returned: set[str] = set()
     output_manifest = (labeling.get("result") or {}).get("output_manifest")
     repairs = BoxRepairs()
-    warnings_uri = run.paths.step(run.iteration, "report", WARNINGS_FILE)
+    part = int(labeling.get("part", 1))
+    warnings_uri = run.paths.step(run.iteration, "report", part_name(WARNINGS_FILE, part))
     with open_for_write(warnings_uri) as warnings:
         updates: list[Iterator[Record]] = []
         if output_manifest:
@@ -166,7 +170,7 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
         merged = merge_sorted(
             iter_records(run.ledger, attr, trusted=True), sort_by_id(chained(), attr), stats
         )
-        ledger = run.paths.ledger(run.iteration, "merge")
+        ledger = merge_ledger(run, part)
         counts = write_records(ledger, merged, attr, max_attempts=config.max_label_attempts)
     if stats.unknown_ids:
         raise ManifestError(

@@ -6,24 +6,41 @@ seed is complete, a random seed; after that the pool images the selection strate
 plus a random audit share of would-be auto-labels: images the validation evidence alone would
 accept that the applied threshold held back (see ``filter_low_confidence``). Merge makes
 audited images validation images, so the next calibration has evidence where they lie.
+
+Ground Truth takes at most 100,000 objects per labeling job (``max_objects_per_labeling_job``),
+and iteration 0 alone sends every unlabeled validation image plus the seed. So the iteration's
+choice is written once, in order, to ``iter-<k>/labeling/selection.jsonl``, and sent in parts of
+at most that many images, one job each (``label``, ``label-2``, ...): the state machine loops
+PrepareLabeling -> Label -> MergeHumanLabels while ``remaining > 0``, before any training. Which
+part comes next is read from the run state itself: merge writes part ``p``'s ledger under a name
+of its own (``merge_ledger``), so a retried or re-run step sees the same ledger and repeats the
+same part, and images that failed in an earlier part are not sent again in this iteration.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from boxloop.aws.s3 import open_for_write, write_text
-from boxloop.core.manifests import SOURCE_REF, write_json_line
+from boxloop.aws.s3 import iter_lines, open_for_write, write_text
+from boxloop.core.errors import ManifestError
+from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
 from boxloop.core.selection import Candidate, select
 from boxloop.steps.run import KMS_ENV, RunState, iter_records
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from boxloop.core.config import LoopConfig
 
 LABEL_CATEGORIES = "label-categories.json"
+SELECTION = "selection.jsonl"
+"""The iteration's choice, one ``{"id", "changes"}`` line per image in the order it is sent."""
+INPUT_MANIFEST = "input.manifest"
+_CHANGES = "changes"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,28 +162,104 @@ def label_category_config_uri(run: RunState, config: LoopConfig) -> str:
     return uri
 
 
-def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = "") -> dict[str, Any]:
-    """Write the human input manifest; returns the ``labeling`` block of the state payload.
+def part_name(name: str, part: int) -> str:
+    """``name`` for part 1, ``<stem>.part-<NNN>.<suffix>`` for a later part.
 
-    Each input line carries the record id and provenance: Ground Truth copies input fields to
-    its output manifest, so merge-human-labels knows each image's role and audit flag without
-    another lookup.
+    Part 1 keeps the names a one-job iteration always had; a later part's name sorts after it
+    (``.p`` > ``.j``), so the newest ledger version is still the last name in a listing.
+    """
+    if part == 1:
+        return name
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}.part-{part:03d}.{suffix}"
+
+
+def merge_ledger(run: RunState, part: int) -> str:
+    """The ledger version merge-human-labels writes for ``part`` of this iteration."""
+    return part_name(run.paths.ledger(run.iteration, "merge"), part)
+
+
+def merged_parts(run: RunState) -> int:
+    """How many parts of this iteration's selection are merged, read off the run's ledger.
+
+    0 when the ledger is not a merge of this iteration (ingest's, or the last filter's): the
+    iteration starts, and its selection is chosen afresh.
+    """
+    first = merge_ledger(run, 1)
+    if run.ledger == first:
+        return 1
+    stem, _, suffix = first.rpartition(".")
+    head, tail = f"{stem}.part-", f".{suffix}"
+    digits = run.ledger[len(head) : -len(tail)]
+    if run.ledger.startswith(head) and run.ledger.endswith(tail) and digits.isdigit():
+        return int(digits)
+    return 0
+
+
+def _write_selection(run: RunState, config: LoopConfig, uri: str) -> int:
+    """Choose this iteration's images and write them, in order, to ``uri``; returns how many.
+
+    Validation images come first (no calibration without them), then the seed or the batch,
+    in ``choose_for_humans``'s order, which is deterministic: a re-run writes the same file.
     """
     chosen = choose_for_humans(run, config)
-    job_name = run.job_name(config, "label")
-    manifest = run.paths.step(run.iteration, "labeling", "input.manifest")
+    with open_for_write(uri) as out:
+        for rid, changes in chosen.items():
+            write_json_line(out, {ID_KEY: rid, _CHANGES: changes})
+    return len(chosen)
+
+
+def _iter_selection(uri: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(record id, provenance changes)`` of each selected image, in order (streamed)."""
+    for item in iter_json_lines(iter_lines(uri), source=uri):
+        if isinstance(item, ManifestError):
+            raise item
+        line_no, obj = item
+        rid, changes = obj.get(ID_KEY), obj.get(_CHANGES)
+        if not isinstance(rid, str) or not isinstance(changes, dict):
+            raise ManifestError(
+                f"expected {{{ID_KEY!r}: str, {_CHANGES!r}: object}}, got {obj!r}",
+                source=uri,
+                line=line_no,
+                hint="prepare-labeling writes this file; re-run it for this iteration",
+            )
+        yield rid, changes
+
+
+def _read_part(uri: str, start: int, stop: int) -> tuple[dict[str, dict[str, Any]], int]:
+    """Lines ``[start, stop)`` of the selection as id -> changes, and the selection's size.
+
+    Memory holds one part (at most the job cap), never the whole selection.
+    """
+    members: dict[str, dict[str, Any]] = {}
+    size = 0
+    for index, (rid, changes) in enumerate(_iter_selection(uri)):
+        if start <= index < stop:
+            members[rid] = changes
+        size = index + 1
+    return members, size
+
+
+def _write_input_manifest(
+    run: RunState, config: LoopConfig, members: dict[str, dict[str, Any]], manifest: str
+) -> int:
+    """Write the job's input manifest for ``members``; returns its line count.
+
+    An image labeled since it was chosen is left out: a human label is never sent (and paid
+    for) twice.
+    """
     count = 0
     with open_for_write(manifest) as out:
         picked = iter_records(
             run.ledger,
             config.label_attribute,
-            where=lambda obj: obj.get(ID_KEY) in chosen,
+            where=lambda obj: obj.get(ID_KEY) in members,
             trusted=True,
         )
         for record in picked:
-            if record.id not in chosen:
+            if record.id not in members or record.is_labeled:
                 continue
-            provenance = record.with_provenance(**chosen[record.id]).provenance
+            provenance = record.with_provenance(**members[record.id]).provenance
             write_json_line(
                 out,
                 {
@@ -176,6 +269,34 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
                 },
             )
             count += 1
+    return count
+
+
+def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = "") -> dict[str, Any]:
+    """Write the next part's human input manifest; returns the ``labeling`` block of the state.
+
+    Each input line carries the record id and provenance: Ground Truth copies input fields to
+    its output manifest, so merge-human-labels knows each image's role and audit flag without
+    another lookup.
+
+    The block holds counts and URIs, never ids: ``count`` (images in this job), ``part`` and
+    ``parts`` (1-based), ``selected`` (the iteration's whole choice) and ``remaining`` (what
+    later parts of this iteration still send), which the ASL's MoreToLabel Choice reads.
+    """
+    selection = run.paths.step(run.iteration, "labeling", SELECTION)
+    done = merged_parts(run)
+    if not done:
+        _write_selection(run, config, selection)
+    cap = config.max_objects_per_labeling_job
+    part = done + 1
+    while True:
+        members, selected = _read_part(selection, (part - 1) * cap, part * cap)
+        manifest = run.paths.step(run.iteration, "labeling", part_name(INPUT_MANIFEST, part))
+        count = _write_input_manifest(run, config, members, manifest)
+        parts = math.ceil(selected / cap)
+        if count or part >= parts:
+            break
+        part += 1  # every image of this part is labeled already: on to the next one
     output_config: dict[str, Any] = {
         "S3OutputPath": run.paths.step(run.iteration, "labeling", "output")
     }
@@ -183,8 +304,13 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
         output_config["KmsKeyId"] = kms_key_arn
     return {
         "count": count,
-        "job_name": job_name,
+        "job_name": run.job_name(config, "label" if part == 1 else f"label-{part}"),
         "input_manifest": manifest,
+        "selection": selection,
+        "part": part,
+        "parts": parts,
+        "selected": selected,
+        "remaining": max(0, selected - part * cap),
         "label_attribute": config.label_attribute,
         "label_category_config": label_category_config_uri(run, config) if count else "",
         "output_config": output_config,

@@ -1,6 +1,7 @@
 """Lambda for the PrepareLabeling state.
 
-Choose the images humans label next and write their input manifest.
+Choose the images humans label next and write the input manifest of the next part (at most
+``max_objects_per_labeling_job`` images per labeling job).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext | None) -> dict
     run = RunState.from_json(event["run"])
     labeling = prepare_labeling(run, load_config(run), kms_key_arn=os.environ.get(KMS_ENV, ""))
     logger.info(
-        "labeling prepared", extra={"count": labeling["count"], "job": labeling["job_name"]}
+        "labeling prepared",
+        extra={k: labeling[k] for k in ("count", "job_name", "part", "parts", "remaining")},
     )
     return labeling

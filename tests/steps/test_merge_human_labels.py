@@ -315,3 +315,25 @@ def test_merge_human_labels_clips_or_drops_bad_boxes_with_a_warning_per_image(
         "relabel": 1,
     }
     assert "/iter-001/report/" in merged.counts["box_warnings"]["report"]
+
+
+def test_merge_human_labels_writes_a_later_part_to_a_ledger_version_of_its_own(job, read_jsonl):
+    # GIVEN part 1 of iteration 2 merged, then part 2's job (same images, for the test)
+    run, config, labeling = job
+    part_1 = merge_human_labels(run, config, labeling)
+    part_1_bytes = Path(part_1.ledger).read_bytes()
+    # WHEN part 2 is merged, twice (a retry)
+    part_2 = merge_human_labels(part_1, config, {**labeling, "part": 2})
+    part_2_bytes = Path(part_2.ledger).read_bytes()
+    again = merge_human_labels(part_1, config, {**labeling, "part": 2})
+    # THEN it writes its own ledger version and warnings report, never over the one it read
+    assert part_1.ledger.endswith("/ledger/iter-002-1-merge.jsonl")
+    assert part_2.ledger.endswith("/ledger/iter-002-1-merge.part-002.jsonl")
+    assert Path(part_1.ledger).read_bytes() == part_1_bytes
+    assert part_2.counts["box_warnings"]["report"].endswith("/label-warnings.part-002.jsonl")
+    # AND a retry reads the same version and writes the same one, byte for byte
+    assert again.to_json() == part_2.to_json()
+    assert Path(again.ledger).read_bytes() == part_2_bytes
+    # AND the names sort in the order they were written: the newest ledger is the last name
+    names = [Path(run.ledger).name, Path(part_1.ledger).name, Path(part_2.ledger).name]
+    assert sorted([*names, "iter-002-2-filter.jsonl"]) == [*names, "iter-002-2-filter.jsonl"]

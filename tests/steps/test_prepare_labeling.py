@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from boxloop.core.manifests import record_id
+from boxloop.steps.merge_human_labels import merge_human_labels
 from boxloop.steps.prepare_labeling import LABEL_CATEGORIES, prepare_labeling
 from boxloop.steps.run import run_hash
 
@@ -305,3 +306,167 @@ def test_prepare_labeling_draws_validation_replacements_by_seed_and_iteration(
 
     assert replacements(2) == replacements(2)
     assert len({frozenset(replacements(i)) for i in range(2, 8)}) > 1  # random, not by confidence
+
+
+# Parts: Ground Truth takes at most 100,000 objects per labeling job, and iteration 0 sends every
+# unlabeled validation image plus the seed. The selection is written once per iteration and sent
+# in parts of at most max_objects_per_labeling_job, each with its own job, all before training.
+
+CAP = 5
+
+
+@pytest.fixture
+def parts_config(make_config):
+    """12 images to label at iteration 0 (3 validation gaps + a seed of 9), 5 per job."""
+    return make_config(seed_size=9, max_label_attempts=3, max_objects_per_labeling_job=CAP)
+
+
+def _label_all(labeling: dict, gt_fields, tmp_path: Path) -> dict:
+    """``labeling`` with a job result that labels every image of its input manifest."""
+    lines = [
+        {**line, **gt_fields(boxes=BOX, job=f"labeling-job/{labeling['job_name']}")}
+        for line in map(json.loads, Path(labeling["input_manifest"]).read_text().splitlines())
+    ]
+    out = tmp_path / "jobs" / labeling["job_name"] / "output.manifest"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return {**labeling, "result": {"status": "Completed", "output_manifest": str(out)}}
+
+
+def _label_every_part(run, config, gt_fields, tmp_path, *, label=True):
+    """Prepare, label (or let expire) and merge parts until none remains: (payloads, run)."""
+    payloads = []
+    while True:
+        labeling = prepare_labeling(run, config)
+        payloads.append(labeling)
+        done = _label_all(labeling, gt_fields, tmp_path) if label else labeling
+        run = merge_human_labels(run, config, done)
+        if not labeling["remaining"]:
+            return payloads, run
+        assert len(payloads) < 10, "the parts never end"
+
+
+def test_prepare_labeling_sends_the_selection_in_parts_of_at_most_the_cap(
+    parts_config, make_config, make_run, read_jsonl, seed_ledger, gt_fields, tmp_path
+):
+    # GIVEN iteration 0 with 12 images to label and at most 5 objects per labeling job
+    run = make_run(seed_ledger, parts_config)
+    # WHEN parts are prepared, labeled and merged until none remains
+    payloads, merged = _label_every_part(run, parts_config, gt_fields, tmp_path)
+    # THEN three jobs of 5, 5 and 2 images, each counting down what is left
+    assert [p["count"] for p in payloads] == [5, 5, 2]
+    assert [(p["part"], p["parts"], p["remaining"]) for p in payloads] == [
+        (1, 3, 7),
+        (2, 3, 2),
+        (3, 3, 0),
+    ]
+    # AND the parts cover the one-job selection exactly once
+    sent = [rid for p in payloads for rid in _chosen(read_jsonl, p)]
+    one_job = make_config(seed_size=9, max_label_attempts=3)
+    alone = _chosen(read_jsonl, prepare_labeling(make_run(seed_ledger, one_job), one_job))
+    assert len(sent) == len(set(sent)) == 12
+    assert set(sent) == set(alone)
+    # AND each image carries the provenance change the one-job selection gives it
+    for p in payloads:
+        for rid, line in _chosen(read_jsonl, p).items():
+            assert line["boxloop"] == alone[rid]["boxloop"]
+    # AND every selected image is labeled at the end
+    ledger = read_jsonl(merged.ledger)
+    labeled = {record_id(line["source-ref"]) for line in ledger if "boxes" in line}
+    assert set(sent) <= labeled
+    assert merged.counts["unlabeled"] == len(ledger) - 1 - 12  # val-done was labeled before
+
+
+def test_prepare_labeling_parts_follow_the_selection_with_validation_images_first(
+    parts_config, make_run, read_jsonl, seed_ledger, gt_fields, tmp_path
+):
+    # GIVEN iteration 0 sent in parts of 5
+    payloads, _ = _label_every_part(
+        make_run(seed_ledger, parts_config), parts_config, gt_fields, tmp_path
+    )
+    # THEN part k holds lines 5(k-1)+1 .. 5k of the iteration's selection file
+    selection = [line["id"] for line in read_jsonl(payloads[0]["selection"])]
+    for k, p in enumerate(payloads):
+        assert set(_chosen(read_jsonl, p)) == set(selection[CAP * k : CAP * (k + 1)])
+    # AND the three open validation images come first (calibration needs them)
+    validation = {record_id(_ref(f"val-{i}")) for i in range(3)}
+    assert set(selection[:3]) == validation
+
+
+def test_prepare_labeling_names_each_part_job_apart(
+    parts_config, make_run, seed_ledger, gt_fields, tmp_path
+):
+    payloads, _ = _label_every_part(
+        make_run(seed_ledger, parts_config), parts_config, gt_fields, tmp_path
+    )
+    prefix = f"bl-{run_hash('test-run')}-000-"
+    assert [p["job_name"] for p in payloads] == [
+        prefix + "label",
+        prefix + "label-2",
+        prefix + "label-3",
+    ]
+    assert len({p["input_manifest"] for p in payloads}) == 3
+
+
+def test_prepare_labeling_repeats_the_same_part_when_re_run(
+    parts_config, make_run, read_jsonl, seed_ledger, gt_fields, tmp_path
+):
+    # GIVEN part 1 labeled and merged
+    run = make_run(seed_ledger, parts_config)
+    first = prepare_labeling(run, parts_config)
+    assert prepare_labeling(run, parts_config) == first  # a retry before the job: the same part
+    merged = merge_human_labels(run, parts_config, _label_all(first, gt_fields, tmp_path))
+    # WHEN part 2 is prepared twice (a retry after a crash), and its merge runs twice
+    second = prepare_labeling(merged, parts_config)
+    lines = read_jsonl(second["input_manifest"])
+    again = prepare_labeling(merged, parts_config)
+    # THEN the same part, the same images, and no image of part 1 again
+    assert again == second
+    assert read_jsonl(again["input_manifest"]) == lines
+    assert second["part"] == 2
+    assert not set(_chosen(read_jsonl, second)) & set(_chosen(read_jsonl, first))
+    done = _label_all(second, gt_fields, tmp_path)
+    once = merge_human_labels(merged, parts_config, done)
+    twice = merge_human_labels(merged, parts_config, done)
+    assert once == twice
+    assert prepare_labeling(once, parts_config)["part"] == 3
+
+
+def test_prepare_labeling_does_not_resend_images_that_failed_in_an_earlier_part(
+    parts_config, make_run, read_jsonl, seed_ledger, gt_fields, tmp_path
+):
+    # GIVEN every part's job expires (no output at all)
+    payloads, merged = _label_every_part(
+        make_run(seed_ledger, parts_config), parts_config, gt_fields, tmp_path, label=False
+    )
+    # THEN the iteration still sends each selected image once: failures wait for the next one
+    sent = [rid for p in payloads for rid in _chosen(read_jsonl, p)]
+    assert [p["count"] for p in payloads] == [5, 5, 2]
+    assert len(sent) == len(set(sent)) == 12
+    # AND they are back in the pool with one more attempt
+    attempts = {
+        record_id(line["source-ref"]): line.get("boxloop", {}).get("attempts", 0)
+        for line in read_jsonl(merged.ledger)
+    }
+    tired = record_id(_ref("pool-tired"))  # 2 attempts before this iteration
+    assert {rid: attempts[rid] for rid in sent} == {rid: 3 if rid == tired else 1 for rid in sent}
+
+
+def test_prepare_labeling_payload_carries_counts_and_uris_but_no_ids(
+    parts_config, make_run, read_jsonl, seed_ledger
+):
+    labeling = prepare_labeling(make_run(seed_ledger, parts_config), parts_config)
+    text = json.dumps(labeling)
+    assert not [rid for rid in _chosen(read_jsonl, labeling) if rid in text]
+    assert {"part", "parts", "selected", "remaining", "count"} <= set(labeling)
+    assert labeling["selected"] == 12
+
+
+def test_prepare_labeling_sends_one_part_when_the_selection_fits_the_cap(
+    make_config, make_run, seed_ledger
+):
+    config = make_config(seed_size=9, max_label_attempts=3, max_objects_per_labeling_job=12)
+    labeling = prepare_labeling(make_run(seed_ledger, config), config)
+    assert (labeling["count"], labeling["part"], labeling["parts"]) == (12, 1, 1)
+    assert labeling["remaining"] == 0
+    assert labeling["job_name"].endswith("-000-label")
