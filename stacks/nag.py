@@ -117,11 +117,18 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
         _acknowledge_run_files(role, bucket, what)
     for index, image_bucket in enumerate(roles.image_buckets):
         name = stack.config.image_bucket_names[index]
+        images = f"IAM5[Resource::{nag_text(stack, image_bucket.arn_for_objects('*'))}]"
         acknowledge(
             roles.sagemaker_role,
-            f"IAM5[Resource::{nag_text(stack, image_bucket.arn_for_objects('*'))}]",
+            images,
             f"read-only access to the image bucket {name} (context imageBucketNames[{index}]): "
             "jobs read the images that manifests list",
+        )
+        acknowledge(
+            roles.function_role,
+            images,
+            f"s3:GetObject only, on the image bucket {name} (context imageBucketNames[{index}]): "
+            "Ingest reads the header of each image that the input manifest lists",
         )
     acknowledge(
         roles.sagemaker_role,

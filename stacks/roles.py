@@ -55,7 +55,8 @@ class Roles(Construct):
             write /aws/sagemaker/* logs, pull the two algorithm images, use the KMS key when one
             is configured.
         function_role: the Lambdas' role: read the data bucket, write under ``runs/`` and
-            ``tmp/`` (logs are granted per log group by ``Functions``).
+            ``tmp/``, get objects of the image buckets (Ingest reads each image's header); logs
+            are granted per log group by ``Functions``.
         workflow_role: the state machine's role: SageMaker actions on ``<jobPrefix>-*`` names only,
             iam:PassRole for ``sagemaker_role`` to SageMaker only, the .sync event rules; Lambda
             invoke and SNS publish are granted by ``Workflow``.
@@ -95,6 +96,15 @@ class Roles(Construct):
             description="boxloop Lambdas: read the data bucket, write the run files",
         )
         grant_run_files(self.function_role, bucket, encryption_key)
+        if self.image_buckets:
+            self.function_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    # Ingest checks every image's header (ranged GETs), wherever it lives.
+                    sid="ReadImageHeaders",
+                    actions=["s3:GetObject"],
+                    resources=[b.arn_for_objects("*") for b in self.image_buckets],
+                )
+            )
 
         self.workflow_role = iam.Role(
             self,

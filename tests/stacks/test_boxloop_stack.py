@@ -465,6 +465,24 @@ def test_sagemaker_role_reads_image_buckets_and_uses_kms_key(full_template):
     assert kms and all(_resources(s) == [KEY_ARN] for s in kms)
 
 
+def test_function_role_gets_image_headers_from_image_buckets(template, full_template):
+    # GIVEN Ingest, which reads each listed image's header with ranged GETs
+    def image_reads(template: Template) -> list[dict[str, Any]]:
+        statements = _policy_statements_of_role(
+            template, _boxloop_role_id(template, "lambda.amazonaws.com")
+        )
+        return [s for s in statements if any(":::" in r for r in _resources(s))]
+
+    # THEN it may get (only get) objects of the configured image buckets, and of none without
+    assert image_reads(template) == []
+    (statement,) = image_reads(full_template)
+    assert _actions(statement) == ["s3:GetObject"]
+    assert sorted(_resources(statement)) == [
+        "arn:aws:s3:::more.images/*",
+        "arn:aws:s3:::my-images/*",
+    ]
+
+
 def test_sagemaker_role_pulls_only_the_two_algorithm_images(template):
     statements = _policy_statements_of_role(
         template, _role_logical_id(template, "sagemaker.amazonaws.com")
@@ -519,7 +537,8 @@ def test_data_roles_read_and_put_but_never_delete(request, fixture, service):
     template = request.getfixturevalue(fixture)
     statements = _policy_statements_of_role(template, _boxloop_role_id(template, service))
     s3_actions = {a for s in statements for a in _actions(s) if a.startswith("s3:")}
-    assert s3_actions == ALLOWED_S3_ACTIONS
+    # s3:GetObject alone: the Lambdas' reads of image-bucket headers (full_template has some)
+    assert s3_actions - {"s3:GetObject"} == ALLOWED_S3_ACTIONS
     every_action = [a for s in statements for a in _actions(s)]
     assert not [a for a in every_action if "Delete" in a or a.endswith(":Abort*")]
 
