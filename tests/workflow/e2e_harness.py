@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 BUCKET: Final = "boxloop-e2e-data"
 TOPIC: Final = "boxloop-e2e-notifications"
 ATTR: Final = "boxes"  # cdk.json's labelAttributeName
-_LEDGER_NAME: Final = re.compile(r"/ledger/iter-\d{3}-[0-2]-(ingest|merge|filter)\.jsonl$")
+_LEDGER_NAME: Final = re.compile(
+    r"/ledger/iter-\d{3}-[0-2]-(ingest|merge|filter)(\.part-\d{3})?\.jsonl$"
+)
 #: Run overrides for a 36-image dataset (the stack's defaults are sized for thousands): a
 #: small seed and batches, calibration on the few validation images by the plain mean.
 SMALL_RUN: Final[dict[str, Any]] = {
