@@ -10,7 +10,14 @@ if TYPE_CHECKING:
     from boxloop.local.app import LocalRunResult
     from boxloop.local.engine import StepEvent
 
-_QUIET_STATES = {"HasHumanWork", "AllLabeled", "HasImagesToPredict", "Continue", "Done"}
+_QUIET_STATES = {
+    "HasHumanWork",
+    "MoreToLabel",
+    "AllLabeled",
+    "HasImagesToPredict",
+    "Continue",
+    "Done",
+}
 _STEP_TEXT = {
     "Ingest": "validating the input and writing the ledger",
     "PrepareLabeling": "choosing images for humans",
