@@ -120,14 +120,21 @@ def walk_loop(config: LoopConfig, tmp: Path, image_reader, gt_fields) -> Walk:
     walk.out["ingest"] = run
     labeling = prepare_labeling(run, config)
     walk.out["prepare_labeling"] = labeling
-    run = merge_human_labels(
-        run,
-        config,
-        {
-            "input_manifest": labeling["input_manifest"],
-            "result": {"output_manifest": _label(walk, labeling, tmp, gt_fields)},
-        },
-    )
+    walk.out["labeling_parts"] = [labeling]
+    while True:  # the ASL's MoreToLabel: every part of the selection is merged before training
+        run = merge_human_labels(
+            run,
+            config,
+            {
+                "input_manifest": labeling["input_manifest"],
+                "part": labeling["part"],
+                "result": {"output_manifest": _label(walk, labeling, tmp, gt_fields)},
+            },
+        )
+        if not labeling["remaining"]:
+            break
+        labeling = prepare_labeling(run, config)
+        walk.out["labeling_parts"].append(labeling)
     walk.out["merge_human_labels"] = run
     training = prepare_training(run, config)
     walk.out["prepare_training"] = training
@@ -245,7 +252,10 @@ VALID: tuple[Row, ...] = (
     Row("task_time_limit_s", 28_800, TASK, lambda w: _task(w)["time_limit_s"] == 28_800),
     Row("task_availability_s", 60, TASK, lambda w: _task(w)["availability_s"] == 60),
     Row("max_concurrent_tasks", 5000, TASK, lambda w: _task(w)["max_concurrent_tasks"] == 5000),
-    Row("max_objects_per_labeling_job", 10, LABELING),
+    # the seed round's selection goes in several jobs of at most 10 images
+    Row("max_objects_per_labeling_job", 10, LABELING,
+        lambda w: len(w.out["labeling_parts"]) > 1
+        and all(p["count"] <= 10 for p in w.out["labeling_parts"])),
     # the metric alone brings its own target
     Row("target_metric", "exact_match", FILTER,
         lambda w: w.out["report"]["calibration"]["target"] == 0.9),
