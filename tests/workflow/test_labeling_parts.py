@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from e2e_harness import ATTR, SMALL_RUN
 from e2e_runners import read_manifest
+from request_shapes import iter_service_requests, request_problems
 
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX
 
@@ -133,3 +134,14 @@ def test_labeling_parts_keep_every_ledger_version_and_small_payloads(parts_run: 
     for labeling in (p["labeling"] for p in _entered_inputs(parts_run, "MoreToLabel")):
         assert labeling["count"] <= CAP
         assert not set(_selection(parts_run, 0)) & set(json.dumps(labeling).split('"'))
+
+
+def test_labeling_parts_requests_are_valid_for_sagemaker(parts_run: E2ERun) -> None:
+    # GIVEN every CreateLabelingJob request the run rendered (moto accepts invalid ones)
+    requests = [
+        r for r in iter_service_requests(parts_run.events) if r.operation == "CreateLabelingJob"
+    ]
+    # THEN one per job, each valid against botocore's model (a part's name included)
+    assert len(requests) == len(parts_run.labeling_jobs) > 4
+    for request in requests:
+        assert request_problems(request) == [], request.params["LabelingJobName"]
