@@ -8,7 +8,8 @@ Processing job. Two substitutions make that possible offline, and nothing else d
 
 * ingest: the handler names the run root ``s3://$BOXLOOP_BUCKET/runs/<execution>``; here the
   parsed request gets a local root instead, then goes through the handler's own ``ingest`` and
-  ``default_config`` (the config comes from ``BOXLOOP_CONFIG``, as on Lambda).
+  ``default_config`` (the config comes from ``BOXLOOP_CONFIG``, as on Lambda); each image
+  check reads a synthetic PNG header (``synth.image_bytes``) instead of a ranged S3 GET.
 * postprocess: ``read_image_size`` (a ranged S3 GET per image) becomes a lookup of the
   synthetic image's size.
 
@@ -60,11 +61,13 @@ def _load(path: Path, name: str) -> ModuleType:
 
 
 def _ingest(module: ModuleType, root: str) -> Callable[[dict[str, Any]], Any]:
+    from bench.scale import synth
+
     def call(event: dict[str, Any]) -> Any:
         request = module.IngestRequest.from_event(event, bucket=INGEST_BUCKET)
         request = dataclasses.replace(request, root=root)
         config = module.default_config().with_overrides(request.overrides or {})
-        return module.ingest(request, config).to_json()
+        return module.ingest(request, config, read_image=synth.image_bytes).to_json()
 
     return call
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from boxloop.aws.s3 import ImageBytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -79,6 +82,23 @@ def truth(index: int) -> Truth:
 def image_size(ref: str) -> tuple[int, int]:
     """What a header read of the image would return: its ``(width, height)``."""
     return truth(index_of(ref)).image_wh
+
+
+SYNTHETIC_PNG_BYTES = 400_000
+"""The size ingest's image check is told each synthetic PNG has (under any payload limit)."""
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def image_bytes(ref: str) -> ImageBytes:
+    """What ingest's ranged read of the image would return: an RGB PNG header of its size.
+
+    The benchmark has no images; ingest's checks (format, channels, payload, end marker) still
+    run on these bytes, but the S3 round trip of each read is not measured.
+    """
+    width, height = image_size(ref)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + b"\0" * 4
+    return ImageBytes(head, SYNTHETIC_PNG_BYTES, lambda offset, length: _PNG_END[-length:])
 
 
 def groundtruth_fields(t: Truth, attr: str, job_name: str) -> dict[str, Any]:
