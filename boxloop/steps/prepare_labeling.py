@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import iter_lines, open_for_write, write_text
-from boxloop.core.errors import ManifestError
+from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
 from boxloop.core.selection import Candidate, select
@@ -40,6 +40,8 @@ LABEL_CATEGORIES = "label-categories.json"
 SELECTION = "selection.jsonl"
 """The iteration's choice, one ``{"id", "changes"}`` line per image in the order it is sent."""
 INPUT_MANIFEST = "input.manifest"
+MAX_PARTS = 999
+"""Labeling jobs one iteration may need: part names have three digits to sort in order."""
 _CHANGES = "changes"
 
 
@@ -291,9 +293,18 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     part = done + 1
     while True:
         members, selected = _read_part(selection, (part - 1) * cap, part * cap)
+        parts = math.ceil(selected / cap)
+        if parts > MAX_PARTS:
+            raise ConfigError(
+                [
+                    f"max_objects_per_labeling_job ({cap}) splits iteration {run.iteration}'s "
+                    f"{selected} images into {parts} labeling jobs, over {MAX_PARTS} (fix: set "
+                    f"it to at least {math.ceil(selected / MAX_PARTS)}; Ground Truth takes "
+                    "100,000)"
+                ]
+            )
         manifest = run.paths.step(run.iteration, "labeling", part_name(INPUT_MANIFEST, part))
         count = _write_input_manifest(run, config, members, manifest)
-        parts = math.ceil(selected / cap)
         if count or part >= parts:
             break
         part += 1  # every image of this part is labeled already: on to the next one

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from boxloop.core.errors import ConfigError
 from boxloop.core.manifests import record_id
 from boxloop.steps.merge_human_labels import merge_human_labels
 from boxloop.steps.prepare_labeling import LABEL_CATEGORIES, prepare_labeling
@@ -470,3 +471,14 @@ def test_prepare_labeling_sends_one_part_when_the_selection_fits_the_cap(
     assert (labeling["count"], labeling["part"], labeling["parts"]) == (12, 1, 1)
     assert labeling["remaining"] == 0
     assert labeling["job_name"].endswith("-000-label")
+
+
+def test_prepare_labeling_refuses_more_parts_than_names_keep_in_order(
+    make_config, make_run, ledger_line
+):
+    # GIVEN a seed of 1,000 images and one image per labeling job: 1,000 parts, over 999
+    config = make_config(seed_size=1000, max_objects_per_labeling_job=1)
+    run = make_run([ledger_line(_ref(f"pool-{i}")) for i in range(1000)], config)
+    # WHEN the iteration's selection is prepared THEN a ConfigError names the setting and fix
+    with pytest.raises(ConfigError, match=r"max_objects_per_labeling_job \(1\).*at least 2"):
+        prepare_labeling(run, config)
