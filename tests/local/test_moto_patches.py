@@ -59,6 +59,9 @@ PATCHED = [  # every (owner, attribute) apply() replaces or adds
     (SageMakerResponse, "create_training_job"),
     (SageMakerResponse, "create_transform_job"),
     (SageMakerResponse, "create_processing_job"),
+    (SageMakerResponse, "stop_training_job"),
+    (SageMakerResponse, "stop_transform_job"),
+    (SageMakerResponse, "stop_processing_job"),
     (WaitFunction, "_wait_interval"),
     (retrier_decl, "time"),
 ]

@@ -36,10 +36,13 @@ version, because the patches replace private functions. Paths below are inside m
    refused with ``ResourceInUse`` (moto would replace the job). A runner that raises
    :class:`SageMakerApiError` makes the Create* call fail with that API error instead (fault
    tests: throttling, validation, quota, a service fault after the job was accepted).
+   ``stop_{training,transform,processing}_job`` stop an InProgress job at once and refuse an
+   ended one with ``ValidationException`` (moto 5.2.5 has only StopProcessingJob, any status).
 4. Ground Truth (``sagemaker_jobs``). moto 5.2.5 has no labeling-job API; we add
-   ``create_labeling_job`` / ``describe_labeling_job`` methods to ``SageMakerResponse`` (moto
-   dispatches on the snake_cased action name), backed by a dict stored on moto's SageMaker
-   backend (so moto's own reset drops it) and driven by the labeling runner.
+   ``create_labeling_job`` / ``describe_labeling_job`` / ``stop_labeling_job`` methods to
+   ``SageMakerResponse`` (moto dispatches on the snake_cased action name), backed by a dict
+   stored on moto's SageMaker backend (so moto's own reset drops it) and driven by the labeling
+   runner.
 5. Instant delays (``delays``), optional. ``ASL/state/wait/wait_function/wait_function.py``
    ``WaitFunction._wait_interval`` really blocks, and ``ASL/common/retry/retrier_decl.py`` calls
    ``time.sleep``; we replace the first and that module's ``time``, recording each skipped

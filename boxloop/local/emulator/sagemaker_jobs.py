@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from moto.core.exceptions import JsonRESTError
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import camelcase_to_underscores, utcnow
 from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
 from moto.sagemaker.responses import SageMakerResponse
@@ -35,6 +35,14 @@ _MOTO_JOBS: Final[dict[str, tuple[str, str, str]]] = {
     "create_processing_job": ("ProcessingJobName", "processing_jobs", "processing_job_status"),
 }
 JOB_ACTIONS: Final[frozenset[str]] = frozenset({*_MOTO_JOBS, "create_labeling_job"})
+# Stop*Job, for the same three moto jobs (moto 5.2.5 has only StopProcessingJob, which stops a
+# job in any status). A job stops at once here; SageMaker passes through Stopping first.
+_MOTO_STOPS: Final[dict[str, str]] = {
+    "stop_training_job": "create_training_job",
+    "stop_transform_job": "create_transform_job",
+    "stop_processing_job": "create_processing_job",
+}
+_STOPPABLE: Final = frozenset({"InProgress", "Initializing"})
 _LABELING_STORE_ATTR: Final = "_boxloop_labeling_jobs"  # lives and dies with moto's backend
 
 
@@ -191,6 +199,34 @@ def _wrap_moto_create(action: str, moto_create: Callable[[SageMakerResponse], An
     return create
 
 
+def _not_stoppable(name: str, status: str) -> ValidationError:
+    """SageMaker's answer to Stop*Job on a job that has already ended (or is stopping)."""
+    return ValidationError(
+        f"The request was rejected because the job {name} is in status {status}."
+    )
+
+
+def _stop_moto_job(action: str) -> Callable:
+    name_field, jobs_attribute, status_attribute = _MOTO_JOBS[_MOTO_STOPS[action]]
+
+    def stop(self: SageMakerResponse) -> Any:
+        name = self._get_param(name_field)
+        job = getattr(self.sagemaker_backend, jobs_attribute).get(name)
+        if job is None:  # what moto's Describe* answers for an unknown name
+            raise ValidationError(f"Could not find job {name!r}.")
+        status = getattr(job, status_attribute)
+        if status not in _STOPPABLE:
+            raise _not_stoppable(name, status)
+        setattr(job, status_attribute, "Stopped")
+        job.last_modified_time = utcnow()
+        if action == "stop_training_job":
+            job.secondary_status = "Stopped"
+        return EmptyResult()
+
+    stop.__name__ = action
+    return stop
+
+
 def _labeling_jobs(backend: SageMakerModelBackend) -> dict[str, dict[str, Any]]:
     jobs = getattr(backend, _LABELING_STORE_ATTR, None)
     if jobs is None:
@@ -287,10 +323,26 @@ def _describe_labeling_job(self: SageMakerResponse) -> ActionResult:
     return ActionResult(copy.deepcopy(describe))
 
 
+def _stop_labeling_job(self: SageMakerResponse) -> ActionResult:
+    """StopLabelingJob, added to moto's SageMakerResponse: an open job stops at once."""
+    name = self._get_param("LabelingJobName")
+    describe = _labeling_jobs(self.sagemaker_backend).get(name)
+    if describe is None:
+        raise ResourceNotFound(f"Could not find labeling job {name!r}.")
+    if describe["LabelingJobStatus"] not in _STOPPABLE:
+        raise _not_stoppable(name, describe["LabelingJobStatus"])
+    describe["LabelingJobStatus"] = "Stopped"
+    describe["LastModifiedTime"] = utcnow()
+    return EmptyResult()
+
+
 def install(ledger: PatchLedger) -> None:
     """Wrap moto's Create*Job responses with the runners and add the labeling-job actions."""
     for action in _MOTO_JOBS:
         moto_create = ledger.original(SageMakerResponse, action)
         ledger.set(SageMakerResponse, action, _wrap_moto_create(action, moto_create))
+    for action in _MOTO_STOPS:
+        ledger.set(SageMakerResponse, action, _stop_moto_job(action))
     ledger.set(SageMakerResponse, "create_labeling_job", _create_labeling_job)
     ledger.set(SageMakerResponse, "describe_labeling_job", _describe_labeling_job)
+    ledger.set(SageMakerResponse, "stop_labeling_job", _stop_labeling_job)
