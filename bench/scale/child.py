@@ -7,9 +7,11 @@ The step is called through the deployed entry point itself: ``lambdas/<step>/app
 Processing job. Two substitutions make that possible offline, and nothing else differs:
 
 * ingest: the handler names the run root ``s3://$BOXLOOP_BUCKET/runs/<execution>``; here the
-  parsed request gets a local root instead, then goes through the handler's own ``ingest`` and
-  ``default_config`` (the config comes from ``BOXLOOP_CONFIG``, as on Lambda); each image
-  check reads a synthetic PNG header (``synth.image_bytes``) instead of a ranged S3 GET.
+  parsed request gets a local root instead, then goes through the library's ``ingest`` and
+  ``default_config`` that the handler's ``ingest_step`` calls (the config comes from
+  ``BOXLOOP_CONFIG``, as on Lambda); each image check reads a synthetic PNG header
+  (``synth.image_bytes``) instead of a ranged S3 GET, and no deadline applies (no Lambda
+  context), so every image is checked in this one pass.
 * postprocess: ``read_image_size`` (a ranged S3 GET per image) becomes a lookup of the
   synthetic image's size.
 
@@ -60,14 +62,16 @@ def _load(path: Path, name: str) -> ModuleType:
     return module
 
 
-def _ingest(module: ModuleType, root: str) -> Callable[[dict[str, Any]], Any]:
+def _ingest(root: str) -> Callable[[dict[str, Any]], Any]:
     from bench.scale import synth
+    from boxloop.steps.ingest import IngestRequest, ingest
+    from boxloop.steps.run import default_config
 
     def call(event: dict[str, Any]) -> Any:
-        request = module.IngestRequest.from_event(event, bucket=INGEST_BUCKET)
+        request = IngestRequest.from_event(event, bucket=INGEST_BUCKET)
         request = dataclasses.replace(request, root=root)
-        config = module.default_config().with_overrides(request.overrides or {})
-        return module.ingest(request, config, read_image=synth.image_bytes).to_json()
+        config = default_config().with_overrides(request.overrides or {})
+        return ingest(request, config, read_image=synth.image_bytes).to_json()
 
     return call
 
@@ -103,7 +107,7 @@ def load_step(step: str, root: str | None) -> Callable[[dict[str, Any]], Any]:
     if step == "ingest":
         if not root:
             raise ValueError("ingest needs --root (the local run root)")
-        return _ingest(module, root)
+        return _ingest(root)
     return lambda event: module.lambda_handler(event, None)
 
 

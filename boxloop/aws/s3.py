@@ -101,6 +101,14 @@ def read_text(location: str) -> str:
     return client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read().decode("utf-8")
 
 
+def object_size(location: str) -> int:
+    """The size in bytes of an S3 object (one HEAD request) or local file."""
+    if not is_s3_uri(location):
+        return Path(location).stat().st_size
+    uri = S3Uri.parse(location)
+    return int(client("s3").head_object(Bucket=uri.bucket, Key=uri.key)["ContentLength"])
+
+
 def write_text(location: str, text: str) -> None:
     """Write a small text object (a report or config), S3 or local."""
     with open_for_write(location) as f:

@@ -2,6 +2,10 @@
 
 A resumed run (the execution input names an existing ledger) copies that ledger instead, so
 every label already paid for carries over and nothing is relabeled.
+
+Each image's header is read once, within the Lambda's time: a pass stops reading headers
+while there is still time to write its ledger, and the state machine's CheckImages state calls
+the same Lambda again (``check_images``) until no image is left unchecked.
 """
 
 from __future__ import annotations
@@ -12,8 +16,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from boxloop.aws.s3 import S3Uri, image_reader, is_s3_uri, iter_lines, open_for_write, write_text
-from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
+from boxloop.aws.s3 import (
+    S3Uri,
+    image_reader,
+    is_s3_uri,
+    iter_lines,
+    object_size,
+    open_for_write,
+    write_text,
+)
+from boxloop.core.errors import BoxloopError, ConfigError, ManifestError, NothingUsableError
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX
 from boxloop.core.image_size import (
     TAIL_BYTES,
@@ -35,7 +47,15 @@ from boxloop.core.records import (
     Record,
     record_to_line,
 )
-from boxloop.steps.run import RunState, iter_records, run_id_for
+from boxloop.steps.run import (
+    MAX_LEDGER_PARTS,
+    RunState,
+    default_config,
+    iter_records,
+    load_config,
+    run_id_for,
+    write_records,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -54,6 +74,19 @@ transforms."""
 IMAGE_CHECK_WORKERS = 32
 """Header reads in flight at once: each is one ranged GET, mostly waiting on S3."""
 REJECTED_FILE = "rejected.jsonl"
+RESERVE_S = 20.0
+"""Seconds a pass keeps after its last header read whatever the dataset's size: the reads
+still in flight, the uploads of the ledger and report, the Lambda's own start."""
+RECORD_COST_S = 40e-6
+"""Seconds per record of the rest of a pass (stream, validate, sort, write; S3 transfers):
+ingest without image checks took 18.8 s at 1,000,000 records (docs/benchmarks.md, Scale),
+19 us a record, doubled for a slower vCPU and the S3 transfers the benchmark leaves out."""
+MIN_LINE_BYTES = 48
+"""Bytes of a short input line (``{"source-ref": "s3://my-bucket/images/0001.jpg"}``): the
+input's size over it bounds how many records the first pass will write, before it has read
+them all."""
+MIN_CHECKS_PER_PASS = 1
+"""Headers a pass reads even when its time is short, so the passes always come to an end."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +277,40 @@ class ImageChecks:
 
     checked: int = 0
     problems: int = 0
+    unchecked: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class CheckDeadline:
+    """Whether a pass may read one more image header and still write its ledger in time.
+
+    A header read costs ~1.75 ms of client CPU (signing, parsing; threads do not help under
+    the GIL), so a million take ~30 minutes: twice a Lambda's 15. A pass reads headers while
+    the time left exceeds ``RESERVE_S`` plus ``RECORD_COST_S`` per record it will write, and
+    leaves the rest unchecked for the next pass. Once spent it stays spent.
+
+    Attributes:
+        remaining_ms: The Lambda context's ``get_remaining_time_in_millis``.
+        expected_records: How many records the pass writes in all (called once, on the
+            first check: the first pass estimates it from its input's size).
+    """
+
+    remaining_ms: Callable[[], int]
+    expected_records: Callable[[], int]
+    _margin_ms: float | None = None
+    _granted: int = 0
+    is_spent: bool = False
+
+    def allows_check(self) -> bool:
+        """True while one more header read leaves the pass time to finish."""
+        if not self.is_spent:
+            if self._margin_ms is None:
+                self._margin_ms = 1000 * (RESERVE_S + RECORD_COST_S * self.expected_records())
+            self.is_spent = self.remaining_ms() < self._margin_ms
+        if self.is_spent and self._granted >= MIN_CHECKS_PER_PASS:
+            return False
+        self._granted += 1
+        return True
 
 
 def _checked_record(
@@ -272,13 +339,16 @@ def with_image_checks(
     read: Callable[[str], ImageBytes] | None = None,
     workers: int = IMAGE_CHECK_WORKERS,
     max_payload_mb: int = MAX_PAYLOAD_MB,
+    deadline: CheckDeadline | None = None,
 ) -> Iterator[Record]:
     """Records with their image checked (``Provenance.image_check``), in the order they came.
 
     Reads run in a pool of ``workers`` threads with at most ``2 * workers`` records in flight,
     so memory stays flat however many images there are. A record checked before (a resumed
-    ledger) is not read again. Each image the transform cannot take gets a line in
-    ``rejected``: it stays in the ledger, and humans can still label it.
+    ledger, an earlier pass) is not read again. Each image the transform cannot take gets a
+    line in ``rejected``: it stays in the ledger, and humans can still label it. Once
+    ``deadline`` is spent the remaining records pass unchecked (``image_check`` unset),
+    counted in ``stats.unchecked``.
     """
     read = read or image_reader(max_connections=workers)
     pending: deque[_Pending] = deque()
@@ -309,7 +379,10 @@ def with_image_checks(
         for line_no, record in records:
             future = None
             if record.provenance.image_check is None:
-                future = pool.submit(_checked_record, record, read, max_payload_mb)
+                if deadline is None or deadline.allows_check():
+                    future = pool.submit(_checked_record, record, read, max_payload_mb)
+                else:
+                    stats.unchecked += 1
             pending.append((line_no, record, future))
             if len(pending) >= 2 * workers:
                 yield finish(pending.popleft())
@@ -345,11 +418,15 @@ def ingest(
     config: LoopConfig,
     *,
     read_image: Callable[[str], ImageBytes] | None = None,
+    remaining_ms: Callable[[], int] | None = None,
 ) -> RunState:
     """Write the run's config and first ledger; returns the initial run state.
 
-    Every image's header is read once (``with_image_checks``); ``read_image`` replaces the
-    ranged S3 GET that reads it (a benchmark without real images passes its own).
+    Each image's header is read once (``with_image_checks``); ``read_image`` replaces the
+    ranged S3 GET that reads it (a benchmark without real images passes its own). With
+    ``remaining_ms`` (the Lambda context's) the reads stop in time to write the ledger; the
+    images left have no ``image_check`` and are counted in ``images_unchecked``, for
+    ``check_images`` to take on.
 
     ``output/rejected.jsonl`` lists each manifest line set aside (bad, repeated, or in another
     bucket: not in the ledger) and each image the batch transform cannot take (in the ledger,
@@ -367,6 +444,13 @@ def ingest(
     rejected_uri = run.paths.output(REJECTED_FILE)
     report = ValidationReport(source=request.manifest or request.ledger or "")
     buckets = _Buckets()
+    deadline = None
+    if remaining_ms is not None:
+        source = request.manifest or request.ledger or ""
+        deadline = CheckDeadline(
+            remaining_ms=remaining_ms,
+            expected_records=lambda: object_size(source) // MIN_LINE_BYTES,
+        )
     with open_for_write(rejected_uri) as rejected_out:
         if request.ledger:
             lines: Iterable[tuple[int | None, Record]] = (
@@ -374,7 +458,7 @@ def ingest(
             )
         else:
             lines = _new_records(request.manifest or "", config, report, buckets)
-        records = with_image_checks(lines, rejected_out, checks, read=read_image)
+        records = with_image_checks(lines, rejected_out, checks, read=read_image, deadline=deadline)
         counts = write_sorted(ledger, records, attr, max_attempts=config.max_label_attempts)
         for error in report.errors:
             write_json_line(
@@ -391,5 +475,92 @@ def ingest(
         "rejected": report.bad,
         "images_checked": checks.checked,
         "images_not_predictable": checks.problems,
+        "images_unchecked": checks.unchecked,
     }
     return run.replace(ledger=ledger, counts=counts_json)
+
+
+def rejected_part(part: int) -> str:
+    """The report of the images pass ``part`` (2 on) of the image checks refused.
+
+    ``rejected.part-<NNN>.jsonl`` beside ``rejected.jsonl``: a listing of ``output/rejected*``
+    shows every report, in the order the passes wrote them.
+    """
+    return f"rejected.part-{part:03d}.jsonl"
+
+
+def check_images(
+    run: RunState,
+    config: LoopConfig,
+    *,
+    read_image: Callable[[str], ImageBytes] | None = None,
+    remaining_ms: Callable[[], int] | None = None,
+) -> RunState:
+    """One more pass of image checks: the next ledger part, with more images checked.
+
+    Streams the run's ledger (sorted by id, so it is written back in order, unsorted) and
+    reads the headers of images with no ``image_check`` yet until ``remaining_ms`` says the
+    pass must write its ledger. Images the transform cannot take are listed in
+    ``output/rejected.part-<NNN>.jsonl`` (``rejected_part``), as ingest lists its own in
+    ``rejected.jsonl``, without a manifest line number (the ledger keeps none). A re-run of a
+    pass reads the same ledger and writes the same names.
+
+    Raises:
+        BoxloopError: when the ledger is not ingest's, or the passes reach
+            ``MAX_LEDGER_PARTS`` (a dataset far beyond what one run's Lambdas can take).
+    """
+    part = run.paths.ledger_part(run.ledger, 0, "ingest") + 1
+    if part == 1 or run.iteration != 0:
+        raise BoxloopError(
+            f"image checks continue ingest's ledger, but the run's ledger is {run.ledger}"
+        )
+    if part > MAX_LEDGER_PARTS:
+        raise BoxloopError(
+            f"the image checks need more than {MAX_LEDGER_PARTS} passes; split the input "
+            "manifest into runs of a few million images"
+        )
+    attr = config.label_attribute
+    checks = ImageChecks()
+    deadline = None
+    if remaining_ms is not None:
+        total = int(run.counts.get("total", 0))
+        deadline = CheckDeadline(remaining_ms=remaining_ms, expected_records=lambda: total)
+    ledger = run.paths.ledger(0, "ingest", part)
+    with open_for_write(run.paths.output(rejected_part(part))) as rejected_out:
+        records = with_image_checks(
+            ((None, r) for r in iter_records(run.ledger, attr, trusted=True)),
+            rejected_out,
+            checks,
+            read=read_image,
+            deadline=deadline,
+        )
+        counts = write_records(ledger, records, attr, max_attempts=config.max_label_attempts)
+    before = run.counts
+    counts_json = {
+        **counts.to_json(),
+        "rejected": before.get("rejected", 0),
+        "images_checked": before.get("images_checked", 0) + checks.checked,
+        "images_not_predictable": before.get("images_not_predictable", 0) + checks.problems,
+        "images_unchecked": checks.unchecked,
+    }
+    return run.replace(ledger=ledger, counts=counts_json)
+
+
+def ingest_step(
+    event: dict[str, Any], *, bucket: str, remaining_ms: Callable[[], int] | None = None
+) -> RunState:
+    """The Ingest Lambda's one call: a new run, or the next pass of its image checks.
+
+    Args:
+        event: The Ingest state's input (``{"execution", "execution_arn", "input"}``) or the
+            CheckImages state's (``{"run": <the run block>}``).
+        bucket: The stack's data bucket, where a new run writes.
+        remaining_ms: The Lambda context's ``get_remaining_time_in_millis``; ``None`` reads
+            every header in one pass.
+    """
+    if "run" in event:
+        run = RunState.from_json(event["run"])
+        return check_images(run, load_config(run), remaining_ms=remaining_ms)
+    request = IngestRequest.from_event(event, bucket=bucket)
+    config = default_config().with_overrides(request.overrides or {})
+    return ingest(request, config, remaining_ms=remaining_ms)

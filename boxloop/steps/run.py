@@ -29,6 +29,8 @@ BUCKET_ENV = "BOXLOOP_BUCKET"
 KMS_ENV = "BOXLOOP_KMS_KEY_ARN"
 LEDGER_STEPS = ("ingest", "merge", "filter")
 """The steps that write a ledger version, in the order they run within an iteration."""
+MAX_LEDGER_PARTS = 999
+"""Ledger versions one step writes in one iteration: three digits keep their names in order."""
 _NAME_RE = re.compile(r"[^a-zA-Z0-9-]+")
 
 
@@ -63,13 +65,33 @@ class RunPaths:
         """The effective LoopConfig of the run."""
         return f"{self.root}/config.json"
 
-    def ledger(self, iteration: int, step: str) -> str:
+    def ledger(self, iteration: int, step: str, part: int = 1) -> str:
         """An immutable ledger version written by ``step`` in ``iteration``.
 
-        Names sort in the order the versions are written (iteration, then step), so the
-        newest ledger of a run is the last name in a listing.
+        Names sort in the order the versions are written (iteration, then step, then part),
+        so the newest ledger of a run is the last name in a listing. A step that writes
+        several versions in one iteration (ingest's passes of image checks) names part 2 on
+        ``<name>.part-<NNN>.jsonl``: ``.p`` sorts after ``.j``, as merge's parts do.
+
+        Raises:
+            ValueError: for a part past ``MAX_LEDGER_PARTS``, whose name would sort too early.
         """
-        return f"{self.root}/ledger/iter-{iteration:03d}-{LEDGER_STEPS.index(step)}-{step}.jsonl"
+        if not 1 <= part <= MAX_LEDGER_PARTS:
+            raise ValueError(f"ledger part must be 1..{MAX_LEDGER_PARTS}, got {part}")
+        name = f"iter-{iteration:03d}-{LEDGER_STEPS.index(step)}-{step}"
+        suffix = "" if part == 1 else f".part-{part:03d}"
+        return f"{self.root}/ledger/{name}{suffix}.jsonl"
+
+    def ledger_part(self, location: str, iteration: int, step: str) -> int:
+        """Which part of ``step``'s ledger versions of ``iteration`` ``location`` is; 0: none."""
+        first = self.ledger(iteration, step)
+        if location == first:
+            return 1
+        head, tail = first.removesuffix(".jsonl") + ".part-", ".jsonl"
+        digits = location[len(head) : -len(tail)]
+        if location.startswith(head) and location.endswith(tail) and digits.isdigit():
+            return int(digits)
+        return 0
 
     def step(self, iteration: int, step: str, name: str = "") -> str:
         """A file (or prefix when ``name`` is empty) of a step of an iteration."""

@@ -1,18 +1,30 @@
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from boxloop.aws.s3 import ImageBytes
-from boxloop.core.errors import ConfigError, ManifestError, NothingUsableError
+from boxloop.core.errors import BoxloopError, ConfigError, ManifestError, NothingUsableError
 from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.ledger import assign_role
 from boxloop.core.manifests import record_id
-from boxloop.steps.ingest import MAX_PAYLOAD_MB, IngestRequest, ingest
+from boxloop.steps.ingest import (
+    MAX_PAYLOAD_MB,
+    RECORD_COST_S,
+    RESERVE_S,
+    CheckDeadline,
+    IngestRequest,
+    check_images,
+    ingest,
+)
 from boxloop.steps.run import run_id_for
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _write_manifest(path: Path, lines: list[str]) -> str:
@@ -344,3 +356,172 @@ def test_ingest_fails_before_anything_is_paid_when_most_images_are_in_other_buck
     # WHEN / THEN ingest fails, naming both buckets and their counts
     with pytest.raises(NothingUsableError, match=r"s3://main/: 3, s3://stray/: 1"):
         ingest(_request(tmp_path, manifest=manifest), make_config(), read_image=image_reader())
+
+
+def _time_for(reads: int) -> Callable[[], int]:
+    """A Lambda's remaining time, ms: 15 minutes while ``reads`` headers are asked for, then 0.
+
+    Each pass asks once per header it may read, so ``reads`` is the most a pass reads.
+    """
+    asked = itertools.count()
+    return lambda: 900_000 if next(asked) < reads else 0
+
+
+def test_ingest_leaves_images_unchecked_once_its_deadline_is_spent(
+    tmp_path, make_config, read_jsonl, image_reader
+):
+    # GIVEN ten images and a Lambda whose time allows four header reads
+    refs = [f"s3://imgs/{i}.jpg" for i in range(10)]
+    manifest = _write_manifest(
+        tmp_path / "input.manifest", [json.dumps({"source-ref": ref}) for ref in refs]
+    )
+    # WHEN it is ingested
+    run = ingest(
+        _request(tmp_path, manifest=manifest),
+        make_config(),
+        read_image=image_reader(),
+        remaining_ms=_time_for(4),
+    )
+    # THEN the ledger holds every image, four checked and six with no check yet
+    checks = [line.get("boxloop", {}).get("image_check") for line in read_jsonl(run.ledger)]
+    assert (checks.count("ok"), checks.count(None)) == (4, 6)
+    # AND the counts say how many are left for the CheckImages passes
+    assert run.counts["total"] == 10
+    assert (run.counts["images_checked"], run.counts["images_unchecked"]) == (4, 6)
+
+
+def test_ingest_checks_every_image_when_it_has_time(tmp_path, make_config, image_reader):
+    # GIVEN a manifest and a whole Lambda's time
+    manifest = _write_manifest(
+        tmp_path / "input.manifest",
+        [json.dumps({"source-ref": f"s3://i/{i}.jpg"}) for i in range(5)],
+    )
+    # WHEN it is ingested
+    run = ingest(
+        _request(tmp_path, manifest=manifest),
+        make_config(),
+        read_image=image_reader(),
+        remaining_ms=lambda: 900_000,
+    )
+    # THEN nothing is left for a second pass
+    assert (run.counts["images_checked"], run.counts["images_unchecked"]) == (5, 0)
+
+
+def test_check_images_checks_each_image_once_over_passes_like_one_pass(
+    tmp_path, make_config, read_jsonl, image_reader, jpeg_bytes
+):
+    # GIVEN twelve images, two of them refused by the transform, and a counting reader
+    refs = [f"s3://imgs/{i:02d}.jpg" for i in range(12)]
+    manifest = _write_manifest(
+        tmp_path / "input.manifest", [json.dumps({"source-ref": ref}) for ref in refs]
+    )
+    bad = {refs[3]: jpeg_bytes(components=1), refs[10]: jpeg_bytes(components=4)}
+    reader = image_reader(overrides=bad)
+    reads: list[str] = []
+
+    def read(location: str) -> ImageBytes:
+        reads.append(location)
+        return reader(location)
+
+    config = make_config()
+    # WHEN it is ingested, then checked pass after pass, each pass with time for 5 reads
+    run = ingest(
+        _request(tmp_path, manifest=manifest), config, read_image=read, remaining_ms=_time_for(5)
+    )
+    ledgers = [run.ledger]
+    while run.counts["images_unchecked"]:
+        run = check_images(run, config, read_image=read, remaining_ms=_time_for(5))
+        ledgers.append(run.ledger)
+    # THEN it took three passes, each writing a new ledger version named in write order
+    assert len(ledgers) == 3
+    assert [Path(x).name for x in ledgers] == [
+        "iter-000-0-ingest.jsonl",
+        "iter-000-0-ingest.part-002.jsonl",
+        "iter-000-0-ingest.part-003.jsonl",
+    ]
+    assert sorted(ledgers) == ledgers
+    # AND every image was read exactly once
+    assert sorted(reads) == refs
+    # AND the last ledger is the one a single pass writes
+    one_pass = ingest(
+        IngestRequest(run_id="run-1", root=str(tmp_path / "one"), manifest=manifest),
+        config,
+        read_image=reader,
+    )
+    assert read_jsonl(run.ledger) == read_jsonl(one_pass.ledger)
+    assert (run.counts["images_checked"], run.counts["images_not_predictable"]) == (12, 2)
+    assert run.counts["unpredictable"] == 2
+    assert run.counts["total"] == 12
+    # AND each refused image is reported once, in the report of the pass that read it
+    reports = sorted((tmp_path / "run" / "output").glob("rejected*.jsonl"))
+    assert [p.name for p in reports] == [
+        "rejected.jsonl",
+        "rejected.part-002.jsonl",
+        "rejected.part-003.jsonl",
+    ]
+    rejected = [line for p in reports for line in read_jsonl(p)]
+    assert sorted(line["source-ref"] for line in rejected) == sorted(bad)
+    assert all(line["check"] == "channels" and line["in_ledger"] for line in rejected)
+
+
+def test_check_images_keeps_every_label_of_the_ledger(
+    tmp_path, make_config, read_jsonl, gt_fields, image_reader
+):
+    # GIVEN a resumed ledger with a human label, its images not yet read
+    lines = [
+        {"source-ref": "s3://imgs/a.jpg", **gt_fields((640, 480), [(0, 1, 2, 30, 40)])},
+        {"source-ref": "s3://imgs/b.jpg"},
+        {"source-ref": "s3://imgs/c.jpg"},
+    ]
+    earlier = _write_manifest(tmp_path / "earlier.jsonl", [json.dumps(x) for x in lines])
+    config = make_config()
+    request = IngestRequest(run_id="run-2", root=str(tmp_path / "run"), ledger=earlier)
+    run = ingest(request, config, read_image=image_reader(), remaining_ms=_time_for(1))
+    # WHEN the remaining images are checked in later passes
+    while run.counts["images_unchecked"]:
+        run = check_images(run, config, read_image=image_reader(), remaining_ms=_time_for(1))
+    # THEN the label is intact and every image is checked
+    final = {line["source-ref"]: line for line in read_jsonl(run.ledger)}
+    assert final["s3://imgs/a.jpg"]["boxes"]["annotations"][0]["width"] == 30
+    assert {line["boxloop"]["image_check"] for line in final.values()} == {"ok"}
+    assert run.counts["human"] == 1
+
+
+def test_check_images_refuses_a_ledger_that_is_not_ingests(tmp_path, make_config, make_run):
+    # GIVEN a run whose ledger is a later step's
+    config = make_config()
+    run = make_run([], config)
+    run = run.replace(ledger=run.paths.ledger(0, "merge"))
+    # WHEN image checks are asked to continue it
+    # THEN it is refused by name
+    with pytest.raises(BoxloopError, match="continue ingest's ledger"):
+        check_images(run, config, read_image=lambda _: pytest.fail("read"))
+
+
+@pytest.mark.parametrize(
+    ("records", "remaining_s", "allowed"),
+    [
+        (0, RESERVE_S + 1, True),  # a small run with time to spare
+        (0, RESERVE_S - 1, False),  # the reserve alone is not left
+        (1_000_000, RESERVE_S + 1_000_000 * RECORD_COST_S + 1, True),  # 1M: 60 s left is enough
+        (1_000_000, RESERVE_S + 1_000_000 * RECORD_COST_S - 1, False),  # not a second less
+    ],
+)
+def test_check_deadline_keeps_time_to_write_every_record(records, remaining_s, allowed):
+    # GIVEN a pass that has read its one guaranteed header
+    deadline = CheckDeadline(
+        remaining_ms=lambda: int(remaining_s * 1000), expected_records=lambda: records
+    )
+    assert deadline.allows_check()
+    # WHEN it asks for another
+    # THEN it may read it only if the rest of the pass still fits
+    assert deadline.allows_check() is allowed
+
+
+def test_check_deadline_reads_one_header_per_pass_when_time_is_already_short():
+    # GIVEN a pass that starts with no time to spare
+    deadline = CheckDeadline(remaining_ms=lambda: 0, expected_records=lambda: 10)
+    # WHEN it asks for headers
+    # THEN it gets the one that keeps the passes moving, then none
+    assert [deadline.allows_check() for _ in range(3)] == [True, False, False]
+    assert deadline.is_spent
