@@ -50,6 +50,8 @@ _APIS: Final[dict[str, _JobApi]] = {
     )
     for kind in ("labeling", "training", "transform", "processing")
 }
+SUPERSEDED_KEY: Final = "superseded_jobs_stopped"
+"""Where the steps carry (run counts, inference block) and report the names this module stops."""
 RUNNING_STATUSES: Final = frozenset({"Initializing", "InProgress"})
 """Statuses in which a job can still be stopped (only labeling jobs have ``Initializing``)."""
 STOPPING_STATUS: Final = "Stopping"

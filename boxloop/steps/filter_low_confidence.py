@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import iter_lines, write_text
+from boxloop.aws.sagemaker_jobs import SUPERSEDED_KEY, stop_superseded_jobs
 from boxloop.core.boxes import Box
 from boxloop.core.calibration import calibrate_scores, image_score
 from boxloop.core.cost import PriceTable, iteration_cost
@@ -300,8 +301,39 @@ def _write_next_ledger(
     return _Written(ledger, counts, spent, auto, retired, histogram)
 
 
+def stop_superseded_inference_jobs(inference: dict[str, Any]) -> list[str]:
+    """Stop the earlier attempts of this iteration's transform and post-processing jobs.
+
+    Transform and PostProcess name each attempt's job ``<job_name>-<retry count>`` and put the
+    real name in their results; an attempt whose create call SageMaker accepted but answered
+    with a fault would otherwise run on, unattended. Returns the names stopped.
+    """
+    stopped: list[str] = []
+    transform = inference.get("transform")
+    if transform:
+        stopped += stop_superseded_jobs(
+            "transform", transform["job_name"], base=inference["job_name"]
+        )
+    postprocess = inference.get("postprocess") or {}
+    if postprocess.get("result"):
+        stopped += stop_superseded_jobs(
+            "processing", postprocess["result"]["job_name"], base=postprocess["job_name"]
+        )
+    return stopped
+
+
 def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str, Any]) -> RunState:
-    """Write the next ledger and the iteration report; returns the run state for the Choice."""
+    """Write the next ledger and the iteration report; returns the run state for the Choice.
+
+    The report's ``superseded_jobs_stopped`` names every superseded job attempt stopped this
+    iteration: labeling jobs (by merge-human-labels, in the run's counts), the training job (by
+    prepare-inference, in ``inference``) and the transform and post-processing jobs (here).
+    """
+    superseded = [
+        *(run.counts or {}).get(SUPERSEDED_KEY, []),
+        *inference.get(SUPERSEDED_KEY, []),
+        *stop_superseded_inference_jobs(inference),
+    ]
     predictions_uri = (
         inference["postprocess"]["output_path"] + PREDICTIONS_FILE
         if inference.get("count")
@@ -356,6 +388,7 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         "cost_to_date": spent.to_dict(),
         "decision": decision,
         "stop_reason": reason,
+        SUPERSEDED_KEY: superseded,
     }
     write_text(run.paths.step(run.iteration, "report", "report.json"), json.dumps(report, indent=2))
     counts_next = {

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import S3Uri, open_for_write
+from boxloop.aws.sagemaker_jobs import SUPERSEDED_KEY, stop_superseded_jobs
 from boxloop.core.manifests import write_json_line
 from boxloop.steps.run import RunState, iter_records
 
@@ -61,7 +62,15 @@ def prepare_inference(
     images outside the first image's bucket (a ManifestFile has one prefix; ingest sets such
     lines aside, so only a ledger resumed from before that check holds any): one image the
     transform cannot read fails the whole job. ``excluded`` counts both; they go to humans.
+
+    First, when Train's job is a retried attempt (``<job_name>-<n>``, ``n > 0``), the earlier
+    attempts still running are stopped (``boxloop.aws.sagemaker_jobs``): a create call that
+    SageMaker accepted but answered with a fault leaves its job training on, unattended.
+    ``SUPERSEDED_KEY`` names them for the iteration report.
     """
+    # Train names each attempt's job <job_name>-<retry count>; the real name is in its result.
+    job_name = (training.get("result") or {}).get("job_name") or training["job_name"]
+    superseded = stop_superseded_jobs("training", job_name, base=training["job_name"])
     attr = config.label_attribute
     manifest_uri = run.paths.step(run.iteration, "inference", "input.manifest")
     records_uri = run.paths.step(run.iteration, "inference", RECORDS_FILE)
@@ -91,14 +100,13 @@ def prepare_inference(
             )
             count += 1
         manifest.write("]\n" if bucket else "[]\n")
-    # Train names each attempt's job <job_name>-<retry count>; the real name is in its result.
-    job_name = (training.get("result") or {}).get("job_name") or training["job_name"]
     return {
         "count": count,
         "excluded": excluded,
         "gate": quality_gate(training, config),
         "model_name": job_name,
         "model_artifacts": (training.get("result") or {}).get("model_artifacts"),
+        SUPERSEDED_KEY: list(superseded),
         "job_name": run.job_name(config, "infer"),
         "manifest_file": manifest_uri,
         "records": records_uri,

@@ -24,11 +24,12 @@ from botocore.exceptions import ClientError
 from e2e_runners import StandInTraining, read_manifest
 
 from boxloop.aws.clients import client
+from boxloop.aws.s3 import read_text
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import ManifestError, TransientServiceError
 from boxloop.core.labels import LabelConfig
 from boxloop.local.emulator import SageMakerApiError
-from boxloop.steps.run import RunState, run_id_for
+from boxloop.steps.run import RunPaths, RunState, run_id_for
 from stacks.roles import job_name_pattern
 
 if TYPE_CHECKING:
@@ -193,6 +194,22 @@ def _training_jobs(run: E2ERun) -> list[str]:
     return [request["TrainingJobName"] for request in run.training.requests]
 
 
+def _iteration_of(job_name: str) -> int:
+    """The iteration in a job name ``<prefix>-<run hash>-<iteration>-<kind>-<attempt>``."""
+    found = re.search(r"-(\d{3})-[a-z]+(?:-\d+)?-\d+$", job_name)
+    assert found, f"not a boxloop job name: {job_name}"
+    return int(found.group(1))
+
+
+def _iteration_reports(run: E2ERun) -> dict[int, dict[str, Any]]:
+    """Iteration -> the report FilterLowConfidence wrote for it."""
+    paths = RunPaths(run.root)
+    reports = {}
+    for iteration in range(run.entered("FilterLowConfidence")):
+        reports[iteration] = json.loads(read_text(paths.step(iteration, "report", "report.json")))
+    return reports
+
+
 def test_workflow_fails_at_once_when_every_manifest_line_is_bad(harness: WorkflowHarness):
     # GIVEN an input manifest with no usable line
     client("s3").put_object(
@@ -261,10 +278,17 @@ def test_workflow_uses_the_retried_job_when_a_create_was_accepted_then_failed(
     auto = [line for line in run.output_lines().values() if line["boxloop"].get("model")]
     assert auto
     assert {line["boxloop"]["model"] for line in auto} <= {retried, *later}
-    # AND the accepted first job is left as SageMaker would run it, unattended: nothing read it
+    # AND the accepted first job, superseded, no longer runs unattended: PrepareInference,
+    # which read the retried job's name, stopped it, and the iteration's report names it
     assert sagemaker.describe_training_job(TrainingJobName=first)["TrainingJobStatus"] == (
-        "InProgress"
+        "Stopped"
     )
+    assert sagemaker.describe_training_job(TrainingJobName=retried)["TrainingJobStatus"] == (
+        "Completed"
+    )
+    reports = _iteration_reports(run)
+    assert reports[_iteration_of(first)]["superseded_jobs_stopped"] == [first]
+    assert [r["superseded_jobs_stopped"] for r in reports.values()].count([]) == len(reports) - 1
 
 
 def test_workflow_retries_a_throttled_create_under_a_new_name(harness: WorkflowHarness):
