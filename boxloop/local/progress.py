@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from boxloop.local.engine import StepEvent
 
 _QUIET_STATES = {
+    "ImagesToCheck",
     "HasHumanWork",
     "MoreToLabel",
     "AllLabeled",
@@ -20,6 +21,7 @@ _QUIET_STATES = {
 }
 _STEP_TEXT = {
     "Ingest": "validating the input and writing the ledger",
+    "CheckImages": "checking the image headers ingest had no time for",
     "PrepareLabeling": "choosing images for humans",
     "Label": "humans labeling (local workforce)",
     "MergeHumanLabels": "merging human labels",
