@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,6 +207,36 @@ def test_ingest_handler_keeps_the_error_name_when_the_manifest_is_missing(s3):
     with pytest.raises(ClientError) as raised:
         _handler("ingest")(event, None)
     assert type(raised.value).__name__ == "NoSuchKey"
+
+
+@dataclass(frozen=True)
+class _Context:
+    """The part of Lambda's context the Ingest handler reads: its remaining time."""
+
+    remaining_ms: int
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_ingest_handler_checks_the_images_ingest_left_when_given_the_run(s3, jpeg_bytes):
+    # GIVEN images in S3 and an Ingest invocation that had no time to spare
+    refs = [f"s3://{BUCKET}/img/{i}.jpg" for i in range(4)]
+    for ref in refs:
+        s3.put_object(Bucket=BUCKET, Key=ref.split(f"{BUCKET}/", 1)[1], Body=jpeg_bytes())
+    manifest = _put(s3, "in/input.manifest", [{"source-ref": ref} for ref in refs])
+    event = {"execution": "exec-1", "input": {"manifest": manifest}}
+    first = _handler("ingest")(event, _Context(remaining_ms=0))
+    assert (first["counts"]["images_checked"], first["counts"]["images_unchecked"]) == (1, 3)
+    # WHEN the CheckImages state calls the same Lambda with the run block
+    run = _handler("ingest")({"run": first}, _Context(remaining_ms=900_000))
+    # THEN it wrote the next ledger part, every image checked, and returns URIs and counts
+    assert run["ledger"] == first["ledger"].replace(".jsonl", ".part-002.jsonl")
+    lines = _get_lines(s3, run["ledger"])
+    assert {line["boxloop"]["image_check"] for line in lines} == {"ok"}
+    assert (run["counts"]["images_checked"], run["counts"]["images_unchecked"]) == (4, 0)
+    assert run["run_id"] == first["run_id"]
+    _assert_small(run)
 
 
 def test_prepare_labeling_handler_returns_the_labeling_block(s3, s3_run):
