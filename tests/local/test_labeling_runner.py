@@ -29,7 +29,7 @@ from boxloop.local.workforce import (
     TaskResult,
     make_labeling_runner,
 )
-from boxloop.steps.merge_human_labels import _iter_updates
+from boxloop.steps.merge_human_labels import BoxRepairs, _iter_updates
 
 REGION = "us-east-1"
 CREDENTIALS = {
@@ -241,7 +241,12 @@ def test_labeling_runner_failures_round_trip_through_merge_human_labels(s3, tmp_
     merged = {
         r.id: r
         for r in _iter_updates(
-            result.outputs["LabelingJobOutput"]["OutputDatasetS3Uri"], config, 1, set()
+            result.outputs["LabelingJobOutput"]["OutputDatasetS3Uri"],
+            config,
+            1,
+            set(),
+            io.StringIO(),
+            BoxRepairs(),
         )
     }
     for line in lines:
