@@ -6,7 +6,7 @@ The step is called through the deployed entry point itself: ``lambdas/<step>/app
 ``lambda_handler`` for the Lambda steps, and ``processing/postprocess.py``'s ``main`` for the
 Processing job. Two substitutions make that possible offline, and nothing else differs:
 
-* ingest: the handler names the run root ``s3://$BOXLOOP_BUCKET/runs/<execution>``; here the
+* ingest: the handler names the run root ``s3://$BOXLOOP_BUCKET/runs/<run id>``; here the
   parsed request gets a local root instead, then goes through the library's ``ingest`` and
   ``default_config`` that the handler's ``ingest_step`` calls (the config comes from
   ``BOXLOOP_CONFIG``, as on Lambda); each image check reads a synthetic PNG header
