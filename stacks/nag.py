@@ -17,6 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 
 from stacks.roles import (
     SAGEMAKER_JOB_ACTIONS,
+    SUPERSEDED_JOB_ACTIONS,
     job_arn,
     job_log_groups_arn,
     job_name_pattern,
@@ -129,6 +130,15 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
             images,
             f"s3:GetObject only, on the image bucket {name} (context imageBucketNames[{index}]): "
             "Ingest reads the header of each image that the input manifest lists",
+        )
+    pattern = job_name_pattern(stack.config)
+    for kind in SUPERSEDED_JOB_ACTIONS:
+        acknowledge(
+            roles.function_role,
+            f"IAM5[Resource::{nag_text(stack, job_arn(kind, stack.config))}]",
+            f"Describe and Stop only (never Create) of the loop's own {kind}s, all named "
+            f"{pattern}: the step that reads a job's result stops the attempts a retry "
+            "superseded, whose names exist only at run time",
         )
     acknowledge(
         roles.sagemaker_role,

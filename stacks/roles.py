@@ -27,6 +27,13 @@ SAGEMAKER_JOB_ACTIONS: dict[str, tuple[str, ...]] = {
     "labeling-job": ("CreateLabelingJob", "DescribeLabelingJob", "StopLabelingJob"),
     "model": ("CreateModel",),
 }
+# What the Lambdas that read a job's result may do to the loop's jobs: find and stop the
+# earlier attempts a retry superseded (boxloop.aws.sagemaker_jobs), never create one.
+SUPERSEDED_JOB_ACTIONS: dict[str, tuple[str, ...]] = {
+    kind: tuple(action for action in actions if action.startswith(("Describe", "Stop")))
+    for kind, actions in SAGEMAKER_JOB_ACTIONS.items()
+    if kind.endswith("-job")
+}
 # The EventBridge managed rules Step Functions creates for SageMaker .sync tasks
 # (StepFunctionsGetEventsForSageMakerTrainingJobsRule, ...TransformJobsRule, ...ProcessingJobsRule
 # are documented; the labeling rule's name is not, hence the prefix).
@@ -55,8 +62,10 @@ class Roles(Construct):
             write /aws/sagemaker/* logs, pull the two algorithm images, use the KMS key when one
             is configured.
         function_role: the Lambdas' role: read the data bucket, write under ``runs/`` and
-            ``tmp/``, get objects of the image buckets (Ingest reads each image's header); logs
-            are granted per log group by ``Functions``.
+            ``tmp/``, get objects of the image buckets (Ingest reads each image's header),
+            describe and stop (never create) SageMaker jobs named ``<jobPrefix>-*`` (the steps
+            that read a job's result stop the attempts a retry superseded); logs are granted per
+            log group by ``Functions``.
         workflow_role: the state machine's role: SageMaker actions on ``<jobPrefix>-*`` names only,
             iam:PassRole for ``sagemaker_role`` to SageMaker only, the .sync event rules; Lambda
             invoke and SNS publish are granted by ``Workflow``.
@@ -105,6 +114,7 @@ class Roles(Construct):
                     resources=[b.arn_for_objects("*") for b in self.image_buckets],
                 )
             )
+        self.function_role.add_to_principal_policy(_superseded_jobs_statement(config))
 
         self.workflow_role = iam.Role(
             self,
@@ -234,6 +244,19 @@ def _workflow_statements(
             resources=[sync_rules_arn()],
         ),
     ]
+
+
+def _superseded_jobs_statement(config: BoxloopConfig) -> iam.PolicyStatement:
+    """Describe and stop the loop's own jobs (``<jobPrefix>-*``), for ``function_role``."""
+    return iam.PolicyStatement(
+        sid="StopSupersededJobs",
+        actions=sorted(
+            f"sagemaker:{action}"
+            for actions in SUPERSEDED_JOB_ACTIONS.values()
+            for action in actions
+        ),
+        resources=[job_arn(kind, config) for kind in SUPERSEDED_JOB_ACTIONS],
+    )
 
 
 def _sagemaker_job_statements(config: BoxloopConfig) -> list[iam.PolicyStatement]:

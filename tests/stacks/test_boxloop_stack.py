@@ -16,7 +16,7 @@ from boxloop.core.errors import ConfigError
 from boxloop.steps.run import RunPaths
 from stacks.bundling import LAMBDA_RUNTIME
 from stacks.functions import FUNCTION_IDS
-from stacks.roles import SAGEMAKER_JOB_ACTIONS, job_name_pattern
+from stacks.roles import SAGEMAKER_JOB_ACTIONS, SUPERSEDED_JOB_ACTIONS, job_name_pattern
 from stacks.storage import (
     LABEL_CONFIG_KEY,
     PROCESSING_CODE_PREFIX,
@@ -411,7 +411,8 @@ def test_workflow_sagemaker_actions_are_scoped_to_job_prefix(request, fixture):
         for kind in SAGEMAKER_JOB_ACTIONS
     }
     scoped_actions = set()
-    for statement in _statements(template):
+    workflow_role = _role_logical_id(template, "states.amazonaws.com")
+    for statement in _policy_statements_of_role(template, workflow_role):
         actions = [a for a in _actions(statement) if a.startswith("sagemaker:")]
         if not actions or actions == ["sagemaker:ListTags"]:
             continue
@@ -747,3 +748,40 @@ def test_template_has_no_account_literal_beyond_aws_owned_ones(template):
     }
     accounts = {a for text in _strings(template.to_json()) for a in re.findall(r"\b\d{12}\b", text)}
     assert accounts <= aws_owned
+
+
+# --- Superseded SageMaker jobs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["template", "full_template"])
+def test_function_role_describes_and_stops_only_the_loops_own_jobs(request, fixture):
+    # GIVEN the Lambdas that read a job's result and stop the attempts a retry superseded
+    template = request.getfixturevalue(fixture)
+    prefix = "myloop" if fixture == "full_template" else "boxloop"  # ARNs are lower case
+    statements = _policy_statements_of_role(
+        template, _boxloop_role_id(template, "lambda.amazonaws.com")
+    )
+    sagemaker = [s for s in statements if any(a.startswith("sagemaker:") for a in _actions(s))]
+    # THEN one statement allows Describe*Job and Stop*Job of the four job kinds, nothing else
+    (statement,) = sagemaker
+    assert statement["Effect"] == "Allow"
+    assert sorted(_actions(statement)) == sorted(
+        f"sagemaker:{verb}{kind}Job"
+        for kind in ("Labeling", "Processing", "Training", "Transform")
+        for verb in ("Describe", "Stop")
+    )
+    # AND only on jobs named <jobPrefix>-* in this account and region (no model, no wildcard)
+    assert sorted(_resources(statement)) == sorted(
+        f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/{prefix}-*"
+        for kind in ("labeling-job", "processing-job", "training-job", "transform-job")
+    )
+
+
+def test_superseded_job_actions_are_the_workflow_roles_describe_and_stop():
+    # the Lambdas may do to a job only what Step Functions' own .sync integration does, less
+    # the create
+    assert SUPERSEDED_JOB_ACTIONS == {
+        kind: tuple(a for a in actions if not a.startswith("Create"))
+        for kind, actions in SAGEMAKER_JOB_ACTIONS.items()
+        if kind != "model"
+    }
