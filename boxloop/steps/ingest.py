@@ -77,10 +77,11 @@ REJECTED_FILE = "rejected.jsonl"
 RESERVE_S = 20.0
 """Seconds a pass keeps after its last header read whatever the dataset's size: the reads
 still in flight, the uploads of the ledger and report, the Lambda's own start."""
-RECORD_COST_S = 40e-6
+RECORD_COST_S = 60e-6
 """Seconds per record of the rest of a pass (stream, validate, sort, write; S3 transfers):
-ingest without image checks took 18.8 s at 1,000,000 records (docs/benchmarks.md, Scale),
-19 us a record, doubled for a slower vCPU and the S3 transfers the benchmark leaves out."""
+ingest without image checks took 19 us a record at 1,000,000 on an idle core
+(docs/benchmarks.md, Scale) and 33-36 us at 200,000 on a loaded one; a CheckImages pass
+without checks 7-11 us. 60 leaves room for a slower vCPU and the S3 transfers."""
 MIN_LINE_BYTES = 48
 """Bytes of a short input line (``{"source-ref": "s3://my-bucket/images/0001.jpg"}``): the
 input's size over it bounds how many records the first pass will write, before it has read

@@ -503,7 +503,7 @@ def test_check_images_refuses_a_ledger_that_is_not_ingests(tmp_path, make_config
     [
         (0, RESERVE_S + 1, True),  # a small run with time to spare
         (0, RESERVE_S - 1, False),  # the reserve alone is not left
-        (1_000_000, RESERVE_S + 1_000_000 * RECORD_COST_S + 1, True),  # 1M: 60 s left is enough
+        (1_000_000, RESERVE_S + 1_000_000 * RECORD_COST_S + 1, True),  # 1M: 80 s left is enough
         (1_000_000, RESERVE_S + 1_000_000 * RECORD_COST_S - 1, False),  # not a second less
     ],
 )
