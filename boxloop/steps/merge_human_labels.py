@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import iter_lines, open_for_write
+from boxloop.aws.sagemaker_jobs import SUPERSEDED_KEY, stop_superseded_jobs
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.groundtruth import METADATA_SUFFIX, repair_boxes
 from boxloop.core.ledger import MergeStats, merge_sorted, sort_by_id
@@ -147,7 +148,16 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
     job's files and the ledger version it started from, never from the previous merge. So each
     part of an iteration's selection (``labeling.part``, see prepare-labeling) is merged into a
     ledger version (and warnings report) of its own, never over the version it read.
+
+    First, when Label's job is a retried attempt (``<job_name>-<n>``, ``n > 0``), the earlier
+    attempts still running are stopped, so that humans stop labeling the same images twice (the
+    window this leaves open is in ``boxloop.aws.sagemaker_jobs``); the run's counts carry their
+    names (``SUPERSEDED_KEY``, over the iteration's parts) to the iteration report.
     """
+    result = labeling.get("result") or {}
+    superseded = stop_superseded_jobs(
+        "labeling", result.get("job_name") or "", base=labeling.get("job_name") or ""
+    )
     attr = config.label_attribute
     returned: set[str] = set()
     output_manifest = (labeling.get("result") or {}).get("output_manifest")
@@ -194,6 +204,7 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
                 "relabel": repairs.relabel,
                 "report": warnings_uri,
             },
+            SUPERSEDED_KEY: [*(run.counts or {}).get(SUPERSEDED_KEY, []), *superseded],
             **baseline,
         },
     )

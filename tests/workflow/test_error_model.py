@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 from botocore.exceptions import ClientError
-from e2e_runners import StandInTraining, read_manifest
+from e2e_runners import StandInTraining, StandInTransform, read_manifest
 
 from boxloop.aws.clients import client
 from boxloop.aws.s3 import read_text
@@ -289,6 +289,82 @@ def test_workflow_uses_the_retried_job_when_a_create_was_accepted_then_failed(
     reports = _iteration_reports(run)
     assert reports[_iteration_of(first)]["superseded_jobs_stopped"] == [first]
     assert [r["superseded_jobs_stopped"] for r in reports.values()].count([]) == len(reports) - 1
+
+
+class _AcceptedThenFaulted:
+    """A job runner whose first Create* call SageMaker accepts but answers with a fault.
+
+    The first job stays InProgress, unattended; every later call goes to ``runner``, whose
+    attributes (``jobs``, ``requests``...) read through.
+    """
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.names: list[str] = []
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        self.names.append(next(v for k, v in request.items() if k.endswith("JobName")))
+        if len(self.names) == 1:
+            raise SageMakerApiError("InternalFailure", "try again", status=500, accepted=True)
+        return self.runner(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runner, name)
+
+
+def test_workflow_stops_every_kind_of_job_a_retry_superseded(
+    harness: WorkflowHarness, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN the first labeling, transform and processing creates accepted, then faulted
+    import e2e_harness
+
+    labeling: list[_AcceptedThenFaulted] = []
+    make_runner = e2e_harness.make_labeling_runner
+
+    def make_labeling_runner(*args: Any, **kwargs: Any) -> _AcceptedThenFaulted:
+        labeling.append(_AcceptedThenFaulted(make_runner(*args, **kwargs)))
+        return labeling[-1]
+
+    monkeypatch.setattr(e2e_harness, "make_labeling_runner", make_labeling_runner)
+    processing = _AcceptedThenFaulted(harness.processing)
+    monkeypatch.setattr(harness, "processing", processing)
+    transform = _AcceptedThenFaulted(
+        StandInTransform(reference=harness.reference, num_classes=harness.num_classes)
+    )
+    # WHEN a run goes through them
+    run = harness.run("superseded-jobs", transform=transform)  # type: ignore[arg-type]
+    # THEN each was retried under a new name and the run succeeded
+    assert run.result.status == "SUCCEEDED", f"{run.result.error}: {run.result.cause}"
+    assert run.result.task_errors == ("SageMaker.AmazonSageMakerException",) * 3
+    runners = {"labeling": labeling[0], "transform": transform, "processing": processing}
+    firsts = {kind: runner.names[0] for kind, runner in runners.items()}
+    for kind, runner in runners.items():
+        assert runner.names[1] == runner.names[0][:-2] + "-1", kind
+    # AND the attempt each retry superseded was stopped, not left running unattended
+    sagemaker = client("sagemaker")
+    statuses = {
+        "labeling": sagemaker.describe_labeling_job(LabelingJobName=firsts["labeling"])[
+            "LabelingJobStatus"
+        ],
+        "transform": sagemaker.describe_transform_job(TransformJobName=firsts["transform"])[
+            "TransformJobStatus"
+        ],
+        "processing": sagemaker.describe_processing_job(ProcessingJobName=firsts["processing"])[
+            "ProcessingJobStatus"
+        ],
+    }
+    assert statuses == dict.fromkeys(runners, "Stopped")
+    # AND the report of each one's iteration names it, labeling first (no one else's)
+    reports = _iteration_reports(run)
+    reported = {
+        iteration: report["superseded_jobs_stopped"]
+        for iteration, report in reports.items()
+        if report["superseded_jobs_stopped"]
+    }
+    expected: dict[int, list[str]] = {}
+    for name in firsts.values():
+        expected.setdefault(_iteration_of(name), []).append(name)
+    assert reported == expected
 
 
 def test_workflow_retries_a_throttled_create_under_a_new_name(harness: WorkflowHarness):
