@@ -92,7 +92,11 @@ def _postprocess(module: ModuleType) -> Callable[[dict[str, Any]], Any]:
         code = module.main(argv)
         if code:
             raise RuntimeError(f"processing/postprocess.py exited {code}")
-        return {"status": "Completed"}  # the state's ResultSelector keeps the job status only
+        # The state's ResultSelector: the job's name (first attempt) and status.
+        return {
+            "job_name": synth.first_attempt(inference["postprocess"]["job_name"]),
+            "status": "Completed",
+        }
 
     return call
 

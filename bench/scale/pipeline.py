@@ -178,16 +178,18 @@ class Pipeline:
     def label(self) -> None:
         """The Label state: a Ground Truth job's output manifest and ResultSelector."""
         labeling = self.state["labeling"]
-        output = Path(labeling["output_config"]["S3OutputPath"]) / labeling["job_name"]
+        job_name = synth.first_attempt(labeling["job_name"])
+        output = Path(labeling["output_config"]["S3OutputPath"]) / job_name
         manifest = output / "manifests" / "output" / "output.manifest"
         counters = self.external(
             f"label-{self.state['run']['iteration']}",
             lambda: synth.write_labeling_output(
                 Path(labeling["input_manifest"]), manifest, labeling["label_attribute"],
-                labeling["job_name"], self.seed,
+                job_name, self.seed,
             ),
         )
         labeling["result"] = {
+            "job_name": job_name,
             "status": "Completed",
             "output_manifest": str(manifest),
             "counters": counters,
@@ -197,6 +199,7 @@ class Pipeline:
         """The Train state's ResultSelector (CreateModel stores nothing)."""
         training = self.state["training"]
         training["result"] = {
+            "job_name": synth.first_attempt(training["job_name"]),
             "model_artifacts": f"{training['output_config']['S3OutputPath']}/model.tar.gz",
             "metrics": [{"MetricName": "validation:mAP", "Value": TRAINING_METRIC}],
         }
@@ -210,7 +213,10 @@ class Pipeline:
                 Path(inference["records"]), Path(inference["output_path"]), self.seed
             ),
         )
-        inference["transform"] = {"status": "Completed"}
+        inference["transform"] = {
+            "job_name": synth.first_attempt(inference["job_name"]),
+            "status": "Completed",
+        }
 
 
 def run_pipeline(

@@ -84,6 +84,11 @@ def image_size(ref: str) -> tuple[int, int]:
     return truth(index_of(ref)).image_wh
 
 
+def first_attempt(base: str) -> str:
+    """The name a SageMaker task's first attempt gives its job (the ASL's ``<name>-<retry>``)."""
+    return f"{base}-0"
+
+
 SYNTHETIC_PNG_BYTES = 400_000
 """The size ingest's image check is told each synthetic PNG has (under any payload limit)."""
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
