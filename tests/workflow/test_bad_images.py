@@ -99,3 +99,66 @@ def test_workflow_succeeds_and_reports_images_the_transform_cannot_take(bad_run)
         if ATTR in line:
             assert line[f"{ATTR}-metadata"]["human-annotated"] == "yes"
     assert run.result.output["counts"]["unpredictable"] == len(BAD_IMAGES)
+
+
+def _with_bad_worker_boxes(handler):
+    """MergeHumanLabels, first called on a job output whose first two labels have bad boxes.
+
+    The output is rewritten before merge reads it, as a worker's drawing would leave it: one box
+    running 3 px past the image's right edge, and on another image an extra box of no width.
+    """
+    touched: list[str] = []
+
+    def wrapped(event, context):
+        uri = event["labeling"]["result"]["output_manifest"]
+        if not touched:
+            lines = read_manifest(uri)
+            labeled = [line for line in lines if line.get(ATTR, {}).get("annotations")]
+            over, flat = labeled[0], labeled[1]
+            width = over[ATTR]["image_size"][0]["width"]
+            box = over[ATTR]["annotations"][0]
+            box["width"] = width - box["left"] + 3
+            flat[ATTR]["annotations"].append(
+                {"class_id": 0, "left": 5, "top": 5, "width": 0, "height": 9}
+            )
+            flat[f"{ATTR}-metadata"]["objects"].append({"confidence": 0.9})
+            touched.extend([over["id"], flat["id"]])
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            body = "".join(json.dumps(line) + "\n" for line in lines)
+            client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        return handler(event, context)
+
+    wrapped.touched = touched
+    return wrapped
+
+
+def test_workflow_keeps_labels_whose_worker_boxes_were_repaired(harness):
+    # GIVEN a first labeling job whose output has a box past the image edge and one of no width
+    wrap = _with_bad_worker_boxes
+    wrappers: list = []
+
+    def recording(handler):
+        wrappers.append(wrap(handler))
+        return wrappers[-1]
+
+    # WHEN the run goes on from there
+    run = harness.run("bad-worker-boxes", wrap={"merge_human_labels": recording})
+
+    # THEN it SUCCEEDED
+    assert run.result.status == "SUCCEEDED", f"{run.result.error}: {run.result.cause}"
+    touched = wrappers[0].touched
+    assert len(touched) == 2
+    # AND the iteration's label warnings name both images, each label kept
+    warnings = read_manifest(f"{run.root}/iter-000/report/label-warnings.jsonl")
+    assert {w["id"] for w in warnings} == set(touched)
+    assert all(w["action"] == "label kept" for w in warnings)
+    # AND both images are in the output manifest as human labels, every box inside its image
+    lines = run.output_lines()
+    for rid in touched:
+        label = lines[rid][ATTR]
+        assert lines[rid][f"{ATTR}-metadata"]["human-annotated"] == "yes"
+        size = label["image_size"][0]
+        for box in label["annotations"]:
+            assert box["width"] > 0 and box["height"] > 0
+            assert box["left"] + box["width"] <= size["width"]
+            assert box["top"] + box["height"] <= size["height"]
