@@ -29,7 +29,7 @@ from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
 from boxloop.core.selection import Candidate, select
-from boxloop.steps.run import KMS_ENV, RunState, iter_records
+from boxloop.steps.run import KMS_ENV, MAX_LEDGER_PARTS, RunState, iter_records
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,8 +40,6 @@ LABEL_CATEGORIES = "label-categories.json"
 SELECTION = "selection.jsonl"
 """The iteration's choice, one ``{"id", "changes"}`` line per image in the order it is sent."""
 INPUT_MANIFEST = "input.manifest"
-MAX_PARTS = 999
-"""Labeling jobs one iteration may need: part names have three digits to sort in order."""
 _CHANGES = "changes"
 
 
@@ -178,7 +176,7 @@ def part_name(name: str, part: int) -> str:
 
 def merge_ledger(run: RunState, part: int) -> str:
     """The ledger version merge-human-labels writes for ``part`` of this iteration."""
-    return part_name(run.paths.ledger(run.iteration, "merge"), part)
+    return run.paths.ledger(run.iteration, "merge", part)
 
 
 def merged_parts(run: RunState) -> int:
@@ -187,15 +185,7 @@ def merged_parts(run: RunState) -> int:
     0 when the ledger is not a merge of this iteration (ingest's, or the last filter's): the
     iteration starts, and its selection is chosen afresh.
     """
-    first = merge_ledger(run, 1)
-    if run.ledger == first:
-        return 1
-    stem, _, suffix = first.rpartition(".")
-    head, tail = f"{stem}.part-", f".{suffix}"
-    digits = run.ledger[len(head) : -len(tail)]
-    if run.ledger.startswith(head) and run.ledger.endswith(tail) and digits.isdigit():
-        return int(digits)
-    return 0
+    return run.paths.ledger_part(run.ledger, run.iteration, "merge")
 
 
 def _write_selection(run: RunState, config: LoopConfig, uri: str) -> int:
@@ -294,12 +284,12 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
     while True:
         members, selected = _read_part(selection, (part - 1) * cap, part * cap)
         parts = math.ceil(selected / cap)
-        if parts > MAX_PARTS:
+        if parts > MAX_LEDGER_PARTS:
             raise ConfigError(
                 [
                     f"max_objects_per_labeling_job ({cap}) splits iteration {run.iteration}'s "
-                    f"{selected} images into {parts} labeling jobs, over {MAX_PARTS} (fix: set "
-                    f"it to at least {math.ceil(selected / MAX_PARTS)}; Ground Truth takes "
+                    f"{selected} images into {parts} labeling jobs, over {MAX_LEDGER_PARTS} (fix: set "
+                    f"it to at least {math.ceil(selected / MAX_LEDGER_PARTS)}; Ground Truth takes "
                     "100,000)"
                 ]
             )
