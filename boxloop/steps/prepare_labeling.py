@@ -288,9 +288,9 @@ def prepare_labeling(run: RunState, config: LoopConfig, *, kms_key_arn: str = ""
             raise ConfigError(
                 [
                     f"max_objects_per_labeling_job ({cap}) splits iteration {run.iteration}'s "
-                    f"{selected} images into {parts} labeling jobs, over {MAX_LEDGER_PARTS} (fix: set "
-                    f"it to at least {math.ceil(selected / MAX_LEDGER_PARTS)}; Ground Truth takes "
-                    "100,000)"
+                    f"{selected} images into {parts} labeling jobs, over {MAX_LEDGER_PARTS} "
+                    f"(fix: set it to at least {math.ceil(selected / MAX_LEDGER_PARTS)}; "
+                    "Ground Truth takes 100,000)"
                 ]
             )
         manifest = run.paths.step(run.iteration, "labeling", part_name(INPUT_MANIFEST, part))
