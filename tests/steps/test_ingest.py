@@ -12,15 +12,8 @@ from boxloop.core.errors import BoxloopError, ConfigError, ManifestError, Nothin
 from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.ledger import assign_role
 from boxloop.core.manifests import record_id
-from boxloop.steps.ingest import (
-    MAX_PAYLOAD_MB,
-    RECORD_COST_S,
-    RESERVE_S,
-    CheckDeadline,
-    IngestRequest,
-    check_images,
-    ingest,
-)
+from boxloop.steps.image_checks import MAX_PAYLOAD_MB, RECORD_COST_S, RESERVE_S, CheckDeadline
+from boxloop.steps.ingest import IngestRequest, check_images, ingest
 from boxloop.steps.run import run_id_for
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from PIL import Image
 from boxloop.aws.clients import client
 from boxloop.core.detections import Detections
 from boxloop.core.manifests import record_id
-from boxloop.steps.ingest import MAX_PAYLOAD_MB
+from boxloop.steps.image_checks import MAX_PAYLOAD_MB
 
 
 def _jpeg(mode: str, size: tuple[int, int] = (96, 64)) -> bytes:
