@@ -40,6 +40,7 @@ from boxloop.steps.run import (
     default_config,
     iter_records,
     load_config,
+    part_name,
     run_id_for,
     write_records,
 )
@@ -300,15 +301,6 @@ def ingest(
     return run.replace(ledger=ledger, counts=counts_json)
 
 
-def rejected_part(part: int) -> str:
-    """The report of the images pass ``part`` (2 on) of the image checks refused.
-
-    ``rejected.part-<NNN>.jsonl`` beside ``rejected.jsonl``: a listing of ``output/rejected*``
-    shows every report, in the order the passes wrote them.
-    """
-    return f"rejected.part-{part:03d}.jsonl"
-
-
 def check_images(
     run: RunState,
     config: LoopConfig,
@@ -321,7 +313,7 @@ def check_images(
     Streams the run's ledger (sorted by id, so it is written back in order, unsorted) and
     reads the headers of images with no ``image_check`` yet until ``remaining_ms`` says the
     pass must write its ledger. Images the transform cannot take are listed in
-    ``output/rejected.part-<NNN>.jsonl`` (``rejected_part``), as ingest lists its own in
+    ``output/rejected.part-<NNN>.jsonl`` (``part_name``), as ingest lists its own in
     ``rejected.jsonl``, without a manifest line number (the ledger keeps none). A re-run of a
     pass reads the same ledger and writes the same names.
 
@@ -346,7 +338,7 @@ def check_images(
         total = int(run.counts.get("total", 0))
         deadline = CheckDeadline(remaining_ms=remaining_ms, expected_records=lambda: total)
     ledger = run.paths.ledger(0, "ingest", part)
-    with open_for_write(run.paths.output(rejected_part(part))) as rejected_out:
+    with open_for_write(run.paths.output(part_name(REJECTED_FILE, part))) as rejected_out:
         records = with_image_checks(
             ((None, r) for r in iter_records(run.ledger, attr, trusted=True)),
             rejected_out,

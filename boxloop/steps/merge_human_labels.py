@@ -23,8 +23,7 @@ from boxloop.core.formats.groundtruth import METADATA_SUFFIX, repair_boxes
 from boxloop.core.ledger import MergeStats, merge_sorted, sort_by_id
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import Record, record_from_json
-from boxloop.steps.prepare_labeling import merge_ledger, part_name
-from boxloop.steps.run import RunState, iter_records, write_records
+from boxloop.steps.run import RunState, iter_records, part_name, write_records
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -160,7 +159,7 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
     )
     attr = config.label_attribute
     returned: set[str] = set()
-    output_manifest = (labeling.get("result") or {}).get("output_manifest")
+    output_manifest = result.get("output_manifest")
     repairs = BoxRepairs()
     part = int(labeling.get("part", 1))
     warnings_uri = run.paths.step(run.iteration, "report", part_name(WARNINGS_FILE, part))
@@ -180,7 +179,7 @@ def merge_human_labels(run: RunState, config: LoopConfig, labeling: dict[str, An
         merged = merge_sorted(
             iter_records(run.ledger, attr, trusted=True), sort_by_id(chained(), attr), stats
         )
-        ledger = merge_ledger(run, part)
+        ledger = run.paths.ledger(run.iteration, "merge", part)
         counts = write_records(ledger, merged, attr, max_attempts=config.max_label_attempts)
     if stats.unknown_ids:
         raise ManifestError(

@@ -13,8 +13,9 @@ choice is written once, in order, to ``iter-<k>/labeling/selection.jsonl``, and 
 at most that many images, one job each (``label``, ``label-2``, ...): the state machine loops
 PrepareLabeling -> Label -> MergeHumanLabels while ``remaining > 0``, before any training. Which
 part comes next is read from the run state itself: merge writes part ``p``'s ledger under a name
-of its own (``merge_ledger``), so a retried or re-run step sees the same ledger and repeats the
-same part, and images that failed in an earlier part are not sent again in this iteration.
+of its own (``RunPaths.ledger(..., part)``), so a retried or re-run step sees the same ledger
+and repeats the same part, and images that failed in an earlier part are not sent again in this
+iteration.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
 from boxloop.core.selection import Candidate, select
-from boxloop.steps.run import KMS_ENV, MAX_LEDGER_PARTS, RunState, iter_records
+from boxloop.steps.run import KMS_ENV, MAX_LEDGER_PARTS, RunState, iter_records, part_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -160,23 +161,6 @@ def label_category_config_uri(run: RunState, config: LoopConfig) -> str:
     uri = run.paths.step(run.iteration, "labeling", LABEL_CATEGORIES)
     write_text(uri, json.dumps(config.labels.to_label_category_config(), indent=2))
     return uri
-
-
-def part_name(name: str, part: int) -> str:
-    """``name`` for part 1, ``<stem>.part-<NNN>.<suffix>`` for a later part.
-
-    Part 1 keeps the names a one-job iteration always had; a later part's name sorts after it
-    (``.p`` > ``.j``), so the newest ledger version is still the last name in a listing.
-    """
-    if part == 1:
-        return name
-    stem, _, suffix = name.rpartition(".")
-    return f"{stem}.part-{part:03d}.{suffix}"
-
-
-def merge_ledger(run: RunState, part: int) -> str:
-    """The ledger version merge-human-labels writes for ``part`` of this iteration."""
-    return run.paths.ledger(run.iteration, "merge", part)
 
 
 def merged_parts(run: RunState) -> int:

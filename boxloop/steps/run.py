@@ -39,6 +39,25 @@ def run_hash(run_id: str) -> str:
     return hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()
 
 
+def part_name(name: str, part: int) -> str:
+    """``name`` for part 1, ``<stem>.part-<NNN>.<suffix>`` for part 2 on.
+
+    A step that writes one file per part of an iteration (merge's ledger and warnings per
+    labeling job, ingest's ledger and rejected images per pass of image checks) keeps for
+    part 1 the name a one-part iteration always had; a later part's name sorts after it
+    (``.p`` > ``.j``), so the newest version is the last name in a listing.
+
+    Raises:
+        ValueError: for a part past ``MAX_LEDGER_PARTS``, whose name would sort too early.
+    """
+    if not 1 <= part <= MAX_LEDGER_PARTS:
+        raise ValueError(f"part must be 1..{MAX_LEDGER_PARTS}, got {part}")
+    if part == 1:
+        return name
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}.part-{part:03d}.{suffix}"
+
+
 def run_id_for(execution_name: str, execution_arn: str | None = None) -> str:
     """``<execution name, folder-safe>-<8 hex of the execution ARN>``: one run per execution.
 
@@ -70,17 +89,14 @@ class RunPaths:
 
         Names sort in the order the versions are written (iteration, then step, then part),
         so the newest ledger of a run is the last name in a listing. A step that writes
-        several versions in one iteration (ingest's passes of image checks) names part 2 on
-        ``<name>.part-<NNN>.jsonl``: ``.p`` sorts after ``.j``, as merge's parts do.
+        several versions in one iteration (merge per labeling job, ingest per pass of image
+        checks) names them with ``part_name``.
 
         Raises:
             ValueError: for a part past ``MAX_LEDGER_PARTS``, whose name would sort too early.
         """
-        if not 1 <= part <= MAX_LEDGER_PARTS:
-            raise ValueError(f"ledger part must be 1..{MAX_LEDGER_PARTS}, got {part}")
-        name = f"iter-{iteration:03d}-{LEDGER_STEPS.index(step)}-{step}"
-        suffix = "" if part == 1 else f".part-{part:03d}"
-        return f"{self.root}/ledger/{name}{suffix}.jsonl"
+        name = f"iter-{iteration:03d}-{LEDGER_STEPS.index(step)}-{step}.jsonl"
+        return f"{self.root}/ledger/{part_name(name, part)}"
 
     def ledger_part(self, location: str, iteration: int, step: str) -> int:
         """Which part of ``step``'s ledger versions of ``iteration`` ``location`` is; 0: none."""
