@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import image_reader
 from boxloop.core.image_size import (
@@ -27,7 +27,7 @@ from boxloop.core.manifests import SOURCE_REF, write_json_line
 from boxloop.core.records import IMAGE_OK, Record
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from boxloop.aws.s3 import ImageBytes
 
@@ -87,6 +87,15 @@ class ImageChecks:
     checked: int = 0
     problems: int = 0
     unchecked: int = 0
+
+    def to_counts(self, before: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """The run's image-check counts: this pass's added to ``before`` (an earlier pass's)."""
+        before = before or {}
+        return {
+            "images_checked": before.get("images_checked", 0) + self.checked,
+            "images_not_predictable": before.get("images_not_predictable", 0) + self.problems,
+            "images_unchecked": self.unchecked,
+        }
 
 
 @dataclass(slots=True, kw_only=True)

@@ -291,13 +291,7 @@ def ingest(
                 f"no usable line ({report.summary()}); see {rejected_uri}", source=report.source
             )
         buckets.check_majority(report.source)
-    counts_json = {
-        **counts.to_json(),
-        "rejected": report.bad,
-        "images_checked": checks.checked,
-        "images_not_predictable": checks.problems,
-        "images_unchecked": checks.unchecked,
-    }
+    counts_json = {**counts.to_json(), "rejected": report.bad, **checks.to_counts()}
     return run.replace(ledger=ledger, counts=counts_json)
 
 
@@ -347,13 +341,10 @@ def check_images(
             deadline=deadline,
         )
         counts = write_records(ledger, records, attr, max_attempts=config.max_label_attempts)
-    before = run.counts
     counts_json = {
         **counts.to_json(),
-        "rejected": before.get("rejected", 0),
-        "images_checked": before.get("images_checked", 0) + checks.checked,
-        "images_not_predictable": before.get("images_not_predictable", 0) + checks.problems,
-        "images_unchecked": checks.unchecked,
+        "rejected": run.counts.get("rejected", 0),
+        **checks.to_counts(run.counts),
     }
     return run.replace(ledger=ledger, counts=counts_json)
 
