@@ -193,15 +193,6 @@ def read_image_header(data: bytes, read_at: ReadAt | None = None) -> ImageHeader
     return header
 
 
-def image_size_from_header(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` in pixels from the start of an image file.
-
-    Raises:
-        ImageHeaderError: as ``read_image_header``.
-    """
-    return read_image_header(data).image_wh
-
-
 def is_complete(image_format: ImageFormat, tail: bytes) -> bool:
     """Whether the last bytes of a JPEG or PNG file hold its end marker (other formats: True).
 

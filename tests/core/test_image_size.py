@@ -13,7 +13,6 @@ from boxloop.core.image_size import (
     HEADER_BYTES,
     ImageHeader,
     ImageHeaderError,
-    image_size_from_header,
     is_complete,
     read_image_header,
     transform_problem,
@@ -45,7 +44,7 @@ def test_read_image_header_matches_pillow(mode, fmt, expected):
     data = _encode(mode, fmt)
     header = read_image_header(data[:HEADER_BYTES])
     assert (header.format, header.channels, header.mode) == expected
-    assert header.image_wh == (37, 21) == image_size_from_header(data)
+    assert header.image_wh == (37, 21) == read_image_header(data).image_wh
 
 
 def test_read_image_header_follows_a_jpeg_whose_frame_lies_past_the_first_read():
