@@ -99,6 +99,11 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     )
 
 
+def acknowledge_resource(scope: IConstruct, resource: Any, reason: str) -> None:
+    """Acknowledge the wildcard-resource finding (IAM5) for ``resource`` (an ARN with tokens)."""
+    acknowledge(scope, f"IAM5[Resource::{nag_text(scope, resource)}]", reason)
+
+
 def acknowledged_reasons(scope: IConstruct) -> dict[tuple[str, str], str]:
     """(construct path, acknowledgement id) -> reason, for ``scope`` and its children."""
     reasons: dict[tuple[str, str], str] = {}
@@ -118,14 +123,14 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
         _acknowledge_run_files(role, bucket, what)
     for index, image_bucket in enumerate(roles.image_buckets):
         name = stack.config.image_bucket_names[index]
-        images = f"IAM5[Resource::{nag_text(stack, image_bucket.arn_for_objects('*'))}]"
-        acknowledge(
+        images = image_bucket.arn_for_objects("*")
+        acknowledge_resource(
             roles.sagemaker_role,
             images,
             f"read-only access to the image bucket {name} (context imageBucketNames[{index}]): "
             "jobs read the images that manifests list",
         )
-        acknowledge(
+        acknowledge_resource(
             roles.function_role,
             images,
             f"s3:GetObject only, on the image bucket {name} (context imageBucketNames[{index}]): "
@@ -133,16 +138,16 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
         )
     pattern = job_name_pattern(stack.config)
     for kind in SUPERSEDED_JOB_ACTIONS:
-        acknowledge(
+        acknowledge_resource(
             roles.function_role,
-            f"IAM5[Resource::{nag_text(stack, job_arn(kind, stack.config))}]",
+            job_arn(kind, stack.config),
             f"Describe and Stop only (never Create) of the loop's own {kind}s, all named "
             f"{pattern}: the step that reads a job's result stops the attempts a retry "
             "superseded, whose names exist only at run time",
         )
-    acknowledge(
+    acknowledge_resource(
         roles.sagemaker_role,
-        f"IAM5[Resource::{nag_text(stack, job_log_groups_arn())}]",
+        job_log_groups_arn(),
         "SageMaker writes job logs to /aws/sagemaker/TrainingJobs, /TransformJobs, "
         "/ProcessingJobs and /LabelingJobs with per-job streams",
     )
@@ -160,13 +165,13 @@ def _acknowledge_run_files(role: iam.IRole, bucket: s3.IBucket, what: str) -> No
     """The read grant on the whole data bucket and the put grant under runs/ and tmp/."""
     for action in READ_GRANT_ACTIONS:
         acknowledge(role, f"IAM5[Action::{action}]", f"{_READ_REASON} ({what})")
-    acknowledge(
+    acknowledge_resource(
         role,
-        f"IAM5[Resource::{nag_text(role, bucket.arn_for_objects('*'))}]",
+        bucket.arn_for_objects("*"),
         f"{_OBJECTS_REASON} ({what})",
     )
     for arn in writable_object_arns(bucket):
-        acknowledge(role, f"IAM5[Resource::{nag_text(role, arn)}]", f"{_WRITE_REASON} ({what})")
+        acknowledge_resource(role, arn, f"{_WRITE_REASON} ({what})")
 
 
 def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
@@ -179,15 +184,15 @@ def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
         )
     pattern = job_name_pattern(stack.config)
     for kind in SAGEMAKER_JOB_ACTIONS:
-        acknowledge(
+        acknowledge_resource(
             role,
-            f"IAM5[Resource::{nag_text(stack, job_arn(kind, stack.config))}]",
+            job_arn(kind, stack.config),
             f"job names are generated per run and iteration; every {kind} the loop creates is "
             f"named {pattern}, so access is limited to the loop's own",
         )
-    acknowledge(
+    acknowledge_resource(
         role,
-        f"IAM5[Resource::{nag_text(stack, sync_rules_arn())}]",
+        sync_rules_arn(),
         "the EventBridge managed rules Step Functions creates for SageMaker .sync tasks; the "
         "labeling job rule's exact name is undocumented",
     )
@@ -198,9 +203,9 @@ def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
         "state machine logging) support no resource-level permissions",
     )
     for function in stack.functions.by_folder.values():
-        acknowledge(
+        acknowledge_resource(
             role,
-            f"IAM5[Resource::{nag_text(stack, f'{function.function_arn}:*')}]",
+            f"{function.function_arn}:*",
             "Function.grant_invoke also allows the function's versions and aliases (ARN:*); "
             "only this stack's functions",
         )
@@ -229,9 +234,9 @@ def _acknowledge_bucket_deployment(stack: BoxloopStack, *, has_kms_key: bool) ->
         if has_kms_key:
             for action in KMS_GRANT_ACTIONS:
                 acknowledge(handler, f"IAM5[Action::{action}]", f"{_KMS_REASON} ({what})")
-        acknowledge(
+        acknowledge_resource(
             handler,
-            f"IAM5[Resource::{nag_text(stack, bucket.arn_for_objects('*'))}]",
+            bucket.arn_for_objects("*"),
             f"{_DEPLOYMENT_GRANT_REASON} ({what})",
         )
         acknowledge(
