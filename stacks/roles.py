@@ -213,11 +213,7 @@ def _workflow_statements(
     return [
         iam.PolicyStatement(
             sid="SageMakerJobsNamedByPrefix",
-            actions=sorted(
-                f"sagemaker:{action}"
-                for actions in SAGEMAKER_JOB_ACTIONS.values()
-                for action in actions
-            ),
+            actions=_sagemaker_actions(SAGEMAKER_JOB_ACTIONS),
             resources=scoped,
         ),
         iam.PolicyStatement(
@@ -246,15 +242,16 @@ def _workflow_statements(
     ]
 
 
+def _sagemaker_actions(table: dict[str, tuple[str, ...]]) -> list[str]:
+    """Every action of a resource type -> actions table, as ``sagemaker:<Action>``, sorted."""
+    return sorted(f"sagemaker:{action}" for actions in table.values() for action in actions)
+
+
 def _superseded_jobs_statement(config: BoxloopConfig) -> iam.PolicyStatement:
     """Describe and stop the loop's own jobs (``<jobPrefix>-*``), for ``function_role``."""
     return iam.PolicyStatement(
         sid="StopSupersededJobs",
-        actions=sorted(
-            f"sagemaker:{action}"
-            for actions in SUPERSEDED_JOB_ACTIONS.values()
-            for action in actions
-        ),
+        actions=_sagemaker_actions(SUPERSEDED_JOB_ACTIONS),
         resources=[job_arn(kind, config) for kind in SUPERSEDED_JOB_ACTIONS],
     )
 
