@@ -1,0 +1,58 @@
+"""What every ``boxloop`` sub-command shares: exit codes, ``--set`` parsing, run options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from boxloop.core.errors import ConfigError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_ERROR = 0, 1, 2
+
+
+def parse_set(values: list[str]) -> dict[str, Any]:
+    """``key=value`` settings; values are JSON when they parse as JSON, else strings."""
+    overrides: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"--set {item!r}: expected key=value"])
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def detector_settings(args: argparse.Namespace, default_steps: int) -> Any:
+    """The local detector's budget from ``--image-steps`` (else ``default_steps``) and seed."""
+    from boxloop.local.runners import DetectorSettings
+
+    return DetectorSettings(image_steps=args.image_steps or default_steps, seed=args.seed)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--set``, ``--image-steps`` and ``--keep-run-files``: shared by ``demo`` and ``local run``.
+
+    (One declaration so the two commands never drift.)
+    """
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a loop setting (see boxloop.core.config.LoopConfig), repeatable",
+    )
+    parser.add_argument(
+        "--image-steps",
+        type=int,
+        default=None,
+        help="local detector training budget per iteration, in images",
+    )
+    parser.add_argument(
+        "--keep-run-files",
+        action="store_true",
+        help="also copy every file the run wrote (each step's ledger, every iteration's "
+        "predictions and report) into OUT/run-files/",
+    )
