@@ -40,7 +40,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"boxloop demo: {settings.n_images} generated images, simulated workforce, "
         f"outputs in {args.out}"
     )
-    print_headline(run_demo(Path(args.out), settings, ProgressPrinter()))
+    with ProgressPrinter() as printer:
+        result = run_demo(Path(args.out), settings, printer)
+    print_headline(result)
     return EXIT_OK
 
 

@@ -58,7 +58,9 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
         resume_ledger=Path(args.resume) if args.resume else None,
         keep_run_files=args.keep_run_files,
     )
-    print_headline(run_local(request, ProgressPrinter()))
+    with ProgressPrinter() as printer:
+        result = run_local(request, printer)
+    print_headline(result)
     return EXIT_OK
 
 

@@ -1,12 +1,33 @@
-"""Live progress of a local run: one line per step, a summary per iteration (rich)."""
+"""Live progress of a local run: one line per step, a summary per iteration (rich).
+
+Inside a long step (training, inference, a labeling batch) the code doing the work reports
+its progress with :func:`step_progress`; whoever shows the run (a :class:`ProgressPrinter`
+entered as a context manager) draws it as a live bar. Workers never know about the console:
+with no listener installed, :func:`step_progress` does nothing, so library code and tests
+call it freely.
+"""
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
+
     from boxloop.local.app import LocalRunResult
     from boxloop.local.engine import StepEvent
 
@@ -38,15 +59,105 @@ _STEP_TEXT = {
 }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepProgress:
+    """How far a step has got, as the code doing the work sees it.
+
+    Attributes:
+        step: The state machine's state the work belongs to (``"Train"``, ``"Label"``...).
+        done: Units finished so far.
+        total: Units the step will do, or ``None`` when not known in advance.
+        unit: What is counted, plural (``"images"``, ``"image-steps"``).
+        detail: A short extra the person watching wants (``"12.5 s per image"``), or ``None``.
+    """
+
+    step: str
+    done: int
+    total: int | None
+    unit: str
+    detail: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the step has done all it announced (never, without a total)."""
+        return self.total is not None and self.done >= self.total
+
+
+_listener_lock = threading.Lock()
+_listeners: list[Callable[[StepProgress], None]] = []
+
+
+def step_progress(
+    *, step: str, done: int, total: int | None, unit: str, detail: str | None = None
+) -> None:
+    """Report progress inside ``step`` to whoever shows the run; a no-op when nobody does.
+
+    Safe to call from any thread (the emulator runs jobs on worker threads, the browser
+    workforce from its HTTP server's threads) and often (each call is a cheap redraw).
+    Report ``done == total`` at the end so the bar closes at once rather than when the step's
+    ``exited`` event arrives, which lags by the engine's history poll.
+    """
+    with _listener_lock:
+        listeners = tuple(_listeners)
+    if not listeners:
+        return
+    update = StepProgress(step=step, done=done, total=total, unit=unit, detail=detail)
+    for listener in listeners:
+        listener(update)
+
+
+@contextmanager
+def listening(listener: Callable[[StepProgress], None]) -> Iterator[None]:
+    """Send every :func:`step_progress` report to ``listener`` while the block runs."""
+    with _listener_lock:
+        _listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _listener_lock:
+            _listeners.remove(listener)
+
+
 class ProgressPrinter:
-    """A callable for ``run_local(on_event=...)`` that prints as the run goes."""
+    """A callable for ``run_local(on_event=...)`` that prints as the run goes.
+
+    Entered as a context manager it also listens to :func:`step_progress` and draws a live bar
+    per step under the step lines (on a terminal; elsewhere the bar's final state is printed
+    once when it closes, so logs get one line per bar, not hundreds). The bar shows the time
+    left while it runs and the time taken once done.
+    """
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
         self.iteration = 0
+        self._lock = threading.RLock()
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._listening: Any = None
+
+    def __enter__(self) -> ProgressPrinter:
+        self._listening = listening(self.on_progress)
+        self._listening.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            for step in list(self._tasks):
+                self._close(step)
+        if self._listening is not None:
+            self._listening.__exit__(exc_type, exc, tb)
+            self._listening = None
 
     def __call__(self, event: StepEvent) -> None:
         """Print one step start, or the summary an iteration's last step returned."""
+        if event.kind in ("exited", "failed"):
+            with self._lock:
+                self._close(event.state)
         if event.kind == "entered" and event.state not in _QUIET_STATES:
             text = _STEP_TEXT.get(event.state, event.state)
             self.console.print(
@@ -59,6 +170,52 @@ class ProgressPrinter:
                 self.console.print(f"           {count} images go to humans")
         if event.kind == "exited" and event.state == "FilterLowConfidence":
             self._iteration_summary(event.detail.get("run") or {})
+
+    def on_progress(self, update: StepProgress) -> None:
+        """Draw ``update`` on its step's bar, opening the bar on the step's first report."""
+        with self._lock:
+            task = self._tasks.get(update.step)
+            if task is None:
+                task = self._open(update)
+            assert self._bars is not None
+            self._bars.update(
+                task,
+                completed=update.done,
+                total=update.total,
+                unit=update.unit,
+                detail=update.detail or "",
+            )
+            if update.finished:
+                self._close(update.step)
+
+    def _open(self, update: StepProgress) -> TaskID:
+        if self._bars is None:
+            self._bars = Progress(
+                TextColumn("  [bold]{task.description}[/bold]"),
+                BarColumn(bar_width=16),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[unit]}"),
+                TimeRemainingColumn(compact=True, elapsed_when_finished=True),
+                TextColumn("{task.fields[detail]}"),
+                console=self.console,
+                transient=False,
+            )
+            self._bars.start()
+        task = self._bars.add_task(
+            update.step, total=update.total, completed=update.done, unit=update.unit, detail=""
+        )
+        self._tasks[update.step] = task
+        return task
+
+    def _close(self, step: str) -> None:
+        """Stop ``step``'s bar (its last state stays on screen); caller holds the lock."""
+        task = self._tasks.pop(step, None)
+        if task is None or self._bars is None:
+            return
+        self._bars.stop_task(task)
+        if not self._tasks:
+            self._bars.stop()
+            self._bars = None
 
     def _iteration_summary(self, run: dict[str, Any]) -> None:
         counts = run.get("counts") or {}

@@ -1,0 +1,66 @@
+"""The step-progress hook: workers report, the printer draws, nobody listening costs nothing."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from rich.console import Console
+
+from boxloop.local.engine import StepEvent
+from boxloop.local.progress import ProgressPrinter, StepProgress, listening, step_progress
+
+
+def _printer() -> tuple[ProgressPrinter, io.StringIO]:
+    out = io.StringIO()
+    return ProgressPrinter(Console(file=out, width=160, force_terminal=False)), out
+
+
+def test_step_progress_without_a_listener_does_nothing() -> None:
+    step_progress(step="Train", done=1, total=2, unit="image-steps")  # must not raise
+
+
+def test_listening_receives_reports_from_worker_threads_until_the_block_ends() -> None:
+    seen: list[StepProgress] = []
+    with listening(seen.append):
+        worker = threading.Thread(
+            target=step_progress,
+            kwargs={"step": "Label", "done": 3, "total": 20, "unit": "images", "detail": "2 s"},
+        )
+        worker.start()
+        worker.join()
+    step_progress(step="Label", done=4, total=20, unit="images")
+    assert seen == [StepProgress(step="Label", done=3, total=20, unit="images", detail="2 s")]
+    assert not seen[0].finished
+    assert StepProgress(step="Train", done=5, total=5, unit="x").finished
+    assert not StepProgress(step="Label", done=5, total=None, unit="x").finished
+
+
+def test_printer_draws_a_bar_for_a_step_and_closes_it_when_done() -> None:
+    printer, out = _printer()
+    with printer:
+        for done in (0, 80, 160, 200):
+            step_progress(
+                step="Train", done=done, total=200, unit="image-steps", detail="35 ms per step"
+            )
+        assert printer._bars is None  # closed at done == total, before the step's event
+    text = out.getvalue()
+    assert "Train" in text
+    assert "200/200" in text
+    assert "image-steps" in text
+    assert "35 ms per step" in text
+    step_progress(step="Train", done=1, total=200, unit="image-steps")  # printer left
+    assert out.getvalue() == text
+
+
+def test_printer_closes_an_unfinished_bar_when_its_step_exits() -> None:
+    printer, out = _printer()
+    with printer:
+        step_progress(step="Label", done=3, total=20, unit="images", detail="12.5 s per image")
+        printer(StepEvent(state="Label", kind="exited", elapsed_s=1.0))
+        assert printer._bars is None
+        step_progress(step="Label", done=1, total=5, unit="images")  # the next batch
+        assert printer._bars is not None
+    assert printer._bars is None
+    assert "3/20" in out.getvalue()
+    assert "12.5 s per image" in out.getvalue()
