@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import iter_lines, write_text
 from boxloop.aws.sagemaker_jobs import SUPERSEDED_KEY, stop_superseded_jobs
-from boxloop.core.boxes import Box
 from boxloop.core.calibration import calibrate_scores, image_score
 from boxloop.core.cost import PriceTable, iteration_cost
 from boxloop.core.detections import Detections
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from boxloop.core.calibration import Calibration
     from boxloop.core.config import LoopConfig
     from boxloop.core.cost import IterationCost
+    from boxloop.core.predictions import Prediction
     from boxloop.core.records import Record
 
 HISTOGRAM_BINS = 20
@@ -50,11 +50,11 @@ def _is_validation(obj: dict[str, Any]) -> bool:
     return _role(obj) == "validation"
 
 
-def _can_be_auto_labeled(record: Record, prediction: dict[str, Any]) -> bool:
+def _can_be_auto_labeled(record: Record, prediction: Prediction) -> bool:
     """An unlabeled seed or pool image with a prediction: what a threshold may auto-label."""
     return (
         not record.is_labeled
-        and not prediction.get("missing")
+        and not prediction.missing
         and record.provenance.role in ("seed", "pool")
     )
 
@@ -65,38 +65,26 @@ def _joined(
     predictions_uri: str | None,
     *,
     where: Callable[[dict[str, Any]], bool] | None = None,
-) -> Iterator[tuple[Record, dict[str, Any] | None]]:
+) -> Iterator[tuple[Record, Prediction | None]]:
     """Ledger records with their prediction (or ``None``), both streams sorted by id.
 
     ``predictions_uri`` is ``None`` when batch transform had nothing to predict; ``where``
     picks ledger lines before they are parsed (see ``iter_records``).
     """
-    predictions: Iterator[dict[str, Any]] = (
+    predictions: Iterator[Prediction] = (
         read_predictions(iter_lines(predictions_uri), predictions_uri)
         if predictions_uri
         else iter(())
     )
     nxt = next(predictions, None)
     for record in iter_records(run.ledger, config.label_attribute, where=where, trusted=True):
-        while nxt is not None and nxt["id"] < record.id:
+        while nxt is not None and nxt.image_id < record.id:
             nxt = next(predictions, None)
-        if nxt is not None and nxt["id"] == record.id:
+        if nxt is not None and nxt.image_id == record.id:
             yield record, nxt
             nxt = next(predictions, None)
         else:
             yield record, None
-
-
-def _image_wh(prediction: dict[str, Any]) -> tuple[int, int]:
-    """The image size post-processing wrote on a prediction line."""
-    wh = prediction["image_wh"]
-    return (int(wh[0]), int(wh[1]))
-
-
-def predicted_detections(prediction: dict[str, Any]) -> Detections:
-    """The kept boxes of one prediction line, as pixel Detections with scores."""
-    boxes = tuple(Box.from_xyxy(row[2:6], int(row[0]), float(row[1])) for row in prediction["kept"])
-    return Detections(image_id=prediction["id"], image_wh=_image_wh(prediction), boxes=boxes)
 
 
 def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
@@ -121,26 +109,26 @@ def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) ->
     pairs = []
     for record, prediction in _joined(run, config, predictions_uri, where=needed):
         if pool is not None and prediction is not None and _can_be_auto_labeled(record, prediction):
-            pool.append(float(prediction["confidence"]))
+            pool.append(prediction.confidence)
             continue
         if (
             record.provenance.role != "validation"
             or (config.shadow_validation and record.provenance.would_auto_at is not None)
             or not record.is_human_labeled
             or prediction is None
-            or prediction.get("missing")
+            or prediction.missing
             or record.label is None
         ):
             continue
-        predicted = predicted_detections(prediction)
+        predicted = prediction.detections
         score = image_score(predicted, record.label.detections, config.target_metric)
-        pairs.append((float(prediction["confidence"]), score))
+        pairs.append((prediction.confidence, score))
     return calibrate_scores(pairs, config.calibration, pool=pool)
 
 
 def _auto_label(
     record: Record,
-    prediction: dict[str, Any],
+    prediction: Prediction,
     config: LoopConfig,
     model: str,
     run: RunState,
@@ -153,7 +141,7 @@ def _auto_label(
             must not reach the ledger, which the next steps read without re-validating it
             (``record_from_ledger``).
     """
-    detections = predicted_detections(prediction)
+    detections = prediction.detections
     class_map = config.labels.class_map
     for i, box in enumerate(detections):
         if box.class_id not in class_map:
@@ -178,16 +166,17 @@ def _auto_label(
 
 
 def _would_be_auto_labeled(
-    record: Record, prediction: dict[str, Any] | None, threshold: float | None
+    record: Record, prediction: Prediction | None, threshold: float | None
 ) -> bool:
     """A validation image still calibrating whose confidence reaches the applied threshold."""
     return (
         threshold is not None
         and prediction is not None
-        and not prediction.get("missing")
+        and not prediction.missing
         and record.provenance.role == "validation"
         and record.provenance.would_auto_at is None
-        and float(prediction["confidence"]) >= threshold
+        and prediction.confidence is not None
+        and prediction.confidence >= threshold
     )
 
 
@@ -272,7 +261,7 @@ def _write_next_ledger(
             if prediction is None or not _can_be_auto_labeled(record, prediction):
                 yield record
                 continue
-            confidence = float(prediction["confidence"])
+            confidence = prediction.confidence
             _add_to_histogram(histogram, confidence)
             if threshold is not None and confidence >= threshold:
                 auto += 1
@@ -286,7 +275,7 @@ def _write_next_ledger(
                 # fetched again (a ranged GET per image per round on S3).
                 yield record.with_provenance(
                     confidence=confidence,
-                    image_wh=record.provenance.image_wh or _image_wh(prediction),
+                    image_wh=record.provenance.image_wh or prediction.image_wh,
                 )
 
     ledger = run.paths.ledger(run.iteration, "filter")

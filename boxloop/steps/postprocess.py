@@ -19,9 +19,10 @@ from boxloop.core.errors import ManifestError
 from boxloop.core.formats.od_prediction import parse_od_prediction
 from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.manifests import iter_json_lines, json_line
+from boxloop.core.predictions import Prediction, iter_predictions
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -96,7 +97,7 @@ def postprocess(
     workers: int = 16,
     processes: int = 1,
 ) -> PostprocessStats:
-    """Write ``predictions.jsonl``: per image its kept pixel boxes with scores and confidence.
+    """Write ``predictions.jsonl``: one ``Prediction`` line per image (kept boxes, confidence).
 
     An image whose ``.out`` file is missing (the transform could not read it), or whose header
     cannot be read for its size, is written with ``"missing": true`` and no confidence, so it
@@ -172,7 +173,7 @@ def score_chunk(
         if record.get("unreadable"):
             missing += 1
             lines.append(
-                json_line({"id": record["id"], "missing": True, "reason": record["unreadable"]})
+                json_line(Prediction.absent(record["id"], reason=record["unreadable"]).to_json())
             )
             continue
         out_file = predictions_dir / (record["key"] + ".out")
@@ -180,7 +181,7 @@ def score_chunk(
         content = _read_out_file(out_file)
         if content is None:
             missing += 1
-            lines.append(json_line({"id": record["id"], "image_wh": image_wh, "missing": True}))
+            lines.append(json_line(Prediction.absent(record["id"], image_wh).to_json()))
             continue
         detections = parse_od_prediction(
             content,
@@ -190,28 +191,7 @@ def score_chunk(
             score_floor=confidence.score_floor,  # image_confidence drops these anyway
         )
         result = image_confidence(detections, confidence)
-        lines.append(
-            json_line(
-                {
-                    "id": record["id"],
-                    "image_wh": image_wh,
-                    "confidence": round(result.value, 6),
-                    "is_empty": result.is_empty,
-                    "n_ambiguous": result.n_ambiguous,
-                    "kept": [
-                        [
-                            b.class_id,
-                            round(b.score or 0.0, 6),
-                            round(b.x_min, 3),
-                            round(b.y_min, 3),
-                            round(b.x_max, 3),
-                            round(b.y_max, 3),
-                        ]
-                        for b in result.kept
-                    ],
-                }
-            )
-        )
+        lines.append(json_line(Prediction.scored(record["id"], image_wh, result).to_json()))
     lines.append("")  # the last line's newline
     return "\n".join(lines), len(records), missing
 
@@ -227,12 +207,9 @@ def _read_out_file(path: Path) -> bytes | None:
         return None
 
 
-def read_predictions(location_lines: Iterator[bytes], source: str) -> Iterator[dict[str, Any]]:
-    """Parse ``predictions.jsonl`` lines (streamed from S3 or disk)."""
-    for item in iter_json_lines(location_lines, source=source):
-        if isinstance(item, ManifestError):
-            raise item
-        yield item[1]
+def read_predictions(location_lines: Iterable[bytes], source: str) -> Iterator[Prediction]:
+    """Parse ``predictions.jsonl`` lines (streamed from S3 or disk) into ``Prediction`` values."""
+    return iter_predictions(location_lines, source=source)
 
 
 def stats_json(stats: PostprocessStats) -> str:
