@@ -17,6 +17,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
         n_classes=args.classes,
         seed=args.seed,
         difficulty=args.difficulty,
+        density=args.density,
     )
     print(f"{args.images} images of {', '.join(labels.class_names)} in {args.out}/images")
     print(f"input manifest:     {inputs}\nreference manifest: {reference}")
@@ -32,6 +33,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         n_classes=args.classes,
         seed=args.seed,
         difficulty=args.difficulty,
+        density=args.density,
         detector=detector_settings(args, DemoSettings().detector.image_steps),
         overrides={**DEMO_OVERRIDES, **parse_set(args.set)},
         keep_run_files=args.keep_run_files,
@@ -55,6 +57,12 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=int, default=3, help="number of object classes (1-8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--difficulty", type=float, default=0.3, help="0 (easy) .. 1 (hard)")
+    parser.add_argument(
+        "--density",
+        type=float,
+        default=1.0,
+        help="objects per image: 1 = 1-4 targets, 4 = dense scenes of up to 16 small ones",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -69,6 +69,7 @@ class DemoSettings:
     n_classes: int = 3
     seed: int = 0
     difficulty: float = 0.3
+    density: float = 1.0
     detector: DetectorSettings = field(
         default_factory=lambda: DetectorSettings(image_steps=DEMO_IMAGE_STEPS)
     )
@@ -77,7 +78,13 @@ class DemoSettings:
 
 
 def write_demo_data(
-    out_dir: Path, *, n_images: int, n_classes: int, seed: int, difficulty: float
+    out_dir: Path,
+    *,
+    n_images: int,
+    n_classes: int,
+    seed: int,
+    difficulty: float,
+    density: float = 1.0,
 ) -> tuple[LabelConfig, Path, Path]:
     """Generate the images and write ``reference.manifest``, ``input.manifest``, ``labels.json``.
 
@@ -87,7 +94,12 @@ def write_demo_data(
     from boxloop.local.demo_data import generate_demo_dataset
 
     dataset = generate_demo_dataset(
-        out_dir, n_images=n_images, n_classes=n_classes, seed=seed, difficulty=difficulty
+        out_dir,
+        n_images=n_images,
+        n_classes=n_classes,
+        seed=seed,
+        difficulty=difficulty,
+        density=density,
     )
     labels = LabelConfig(dataset.class_names)
     (out_dir / LABELS_FILE).write_text(json.dumps(labels.to_label_category_config(), indent=2))
@@ -124,6 +136,7 @@ def run_demo(
         n_classes=settings.n_classes,
         seed=settings.seed,
         difficulty=settings.difficulty,
+        density=settings.density,
     )
     workforce = SimulatedWorkforce.from_groundtruth(
         str(reference), attr=REFERENCE_ATTRIBUTE, seed=settings.seed

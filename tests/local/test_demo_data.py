@@ -235,3 +235,34 @@ def test_generate_demo_dataset_raises_config_error_when_argument_is_bad(
     arguments: dict[str, object] = {"n_images": 1, **kwargs}
     with pytest.raises(ConfigError, match=match):
         generate_demo_dataset(tmp_path, **arguments)  # type: ignore[arg-type]
+
+
+def test_render_demo_sample_dense_scenes_hold_more_and_smaller_objects() -> None:
+    dense = SceneParams.from_difficulty(0.3, density=4.0)
+    samples = {
+        name: [
+            render_demo_sample(i, seed=5, n_classes=3, params=params, image_wh=(256, 256))
+            for i in range(40)
+        ]
+        for name, params in (("default", DEFAULT), ("dense", dense))
+    }
+    counts = {name: np.mean([len(s.boxes) for s in drawn]) for name, drawn in samples.items()}
+    sides = {
+        name: np.median([max(b.width, b.height) for s in drawn for b in s.boxes])
+        for name, drawn in samples.items()
+    }
+
+    assert dense.max_targets == 16
+    assert counts["dense"] > 2 * counts["default"]
+    assert sides["dense"] < 0.7 * sides["default"]
+
+
+def test_scene_params_density_one_is_the_default_scene() -> None:
+    assert SceneParams.from_difficulty(0.3, density=1.0) == DEFAULT
+    assert DEFAULT.max_targets == 4
+
+
+@pytest.mark.parametrize("density", [0.0, 9.0, True, "4"])
+def test_scene_params_refuses_density_out_of_range(density: object) -> None:
+    with pytest.raises(ConfigError, match="density must be"):
+        SceneParams.from_difficulty(0.3, density=density)  # type: ignore[arg-type]

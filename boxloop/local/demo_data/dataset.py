@@ -71,6 +71,7 @@ def generate_demo_dataset(
     n_classes: int = 3,
     seed: int = 0,
     difficulty: float = 0.3,
+    density: float = 1.0,
     image_wh: tuple[int, int] = (256, 256),
 ) -> DemoDataset:
     """Render ``n_images`` images into ``out_dir/images/`` and return them with reference boxes.
@@ -85,6 +86,8 @@ def generate_demo_dataset(
         n_classes: Number of classes K in 1..8; class k is the shape ``CLASS_SHAPES[k]``.
         seed: Dataset seed, >= 0.
         difficulty: 0 (easy) to 1 (hard); see :mod:`boxloop.local.demo_data.params`.
+        density: Targets per image and their size (1 = the default scenes, 4 = dense scenes
+            of up to 16 small targets); see :mod:`boxloop.local.demo_data.params`.
         image_wh: ``(width, height)`` in pixels, each >= 32; non-square is fine.
 
     Returns:
@@ -94,7 +97,7 @@ def generate_demo_dataset(
         ConfigError: Listing every invalid argument.
     """
     _check(n_images, n_classes, seed, image_wh)
-    params = SceneParams.from_difficulty(difficulty)
+    params = SceneParams.from_difficulty(difficulty, density=density)
     image_wh = (int(image_wh[0]), int(image_wh[1]))
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,15 @@ illumination gradient          0          +-10 %           +-35 %
 
 Always: 1-4 targets per image (classes uniform), 5 % of images have no target at all (they can
 still hold clutter), 25 % procedural backgrounds, random z-order between all objects.
+
+A second dial, ``density`` (default 1), makes dense scenes: up to ``round(4 * density)`` targets
+per image, each radius divided by ``sqrt(density)`` so they still fit. Whole-image exact match
+is hardest there (every one of many small boxes must be right); density 1 draws the same images.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from boxloop.core.errors import ConfigError
@@ -67,6 +72,8 @@ class SceneParams:
         noise_sigma: Gaussian pixel noise sigma is uniform in [0, noise_sigma] levels.
         blur_p: Probability of a Gaussian blur (sigma 0.5-1.2 px) of the whole image.
         illumination: Amplitude of a linear brightness gradient across the image.
+        density: Scene density; targets per non-empty image are uniform on
+            ``1..max_targets`` and radii are divided by ``sqrt(density)``.
     """
 
     difficulty: float
@@ -83,24 +90,40 @@ class SceneParams:
     noise_sigma: float
     blur_p: float
     illumination: float
+    density: float = 1.0
+
+    @property
+    def max_targets(self) -> int:
+        """Most targets in one image: ``MAX_TARGETS`` scaled by ``density``."""
+        return max(1, round(MAX_TARGETS * self.density))
 
     @classmethod
-    def from_difficulty(cls, difficulty: float) -> SceneParams:
-        """The knobs for ``difficulty`` (see the module docstring's table).
+    def from_difficulty(cls, difficulty: float, *, density: float = 1.0) -> SceneParams:
+        """The knobs for ``difficulty`` and ``density`` (see the module docstring).
 
         Raises:
-            ConfigError: When difficulty is not a number in [0, 1].
+            ConfigError: When difficulty is not a number in [0, 1] or density not in [0.25, 8].
         """
+        problems = []
         if (
             isinstance(difficulty, bool)
             or not isinstance(difficulty, int | float)
             or not (0.0 <= difficulty <= 1.0)
         ):
-            raise ConfigError([f"difficulty must be a number in [0, 1], got {difficulty!r}"])
-        d = float(difficulty)
+            problems.append(f"difficulty must be a number in [0, 1], got {difficulty!r}")
+        if (
+            isinstance(density, bool)
+            or not isinstance(density, int | float)
+            or not (0.25 <= density <= 8.0)
+        ):
+            problems.append(f"density must be a number in [0.25, 8], got {density!r}")
+        if problems:
+            raise ConfigError(problems)
+        d, shrink = float(difficulty), math.sqrt(float(density))
         return cls(
             difficulty=d,
-            radius_px=(_lerp(16.0, 6.0, d), _lerp(44.0, 40.0, d)),
+            density=float(density),
+            radius_px=(_lerp(16.0, 6.0, d) / shrink, _lerp(44.0, 40.0, d) / shrink),
             max_stretch=_lerp(1.10, 1.30, d),
             lookalike_rate=2.5 * d * d,
             clutter_rate=_lerp(0.3, 1.0, d),

@@ -17,7 +17,6 @@ from boxloop.core.boxes import Box
 from boxloop.local.demo_data.backgrounds import background, texture_patch
 from boxloop.local.demo_data.params import (
     EMPTY_IMAGE_FRACTION,
-    MAX_TARGETS,
     MIN_VISIBLE_FRACTION,
     MIN_VISIBLE_PIXELS,
     SceneParams,
@@ -85,7 +84,8 @@ def _plan(
     n_classes: int, p: SceneParams, image_wh: tuple[int, int], rng: np.random.Generator
 ) -> list[_Planned]:
     """Pick the objects and place them with the required gaps; returns them in z-order."""
-    n_targets = 0 if rng.random() < EMPTY_IMAGE_FRACTION else int(rng.integers(1, MAX_TARGETS + 1))
+    empty = rng.random() < EMPTY_IMAGE_FRACTION
+    n_targets = 0 if empty else int(rng.integers(1, p.max_targets + 1))
     wanted: list[tuple[str, int | None]] = [
         (CLASS_SHAPES[c], c) for c in rng.integers(0, n_classes, n_targets).tolist()
     ]
