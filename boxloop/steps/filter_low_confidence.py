@@ -22,6 +22,7 @@ from boxloop.core.cost import PriceTable, iteration_cost
 from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.groundtruth import Label
+from boxloop.core.model_state import ModelState
 from boxloop.core.records import PROVENANCE_KEY
 from boxloop.steps.finalize import all_labeled_reason
 from boxloop.steps.postprocess import PREDICTIONS_FILE, read_predictions
@@ -389,14 +390,14 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         ledger=written.ledger,
         counts=counts_next,
         iteration=run.iteration + 1,
-        model={
-            "name": model,
-            "artifacts": inference.get("model_artifacts"),
-            "threshold": applied,
-            "deferred_threshold": held,
-            "would_be_threshold": would_be,
-            "gate": gate.get("passed"),
-        },
+        model=ModelState(
+            name=model,
+            artifacts=inference.get("model_artifacts"),
+            threshold=applied,
+            deferred_threshold=held,
+            would_be_threshold=would_be,
+            gate=gate.get("passed"),
+        ),
         decision=decision,
         stop_reason=reason,
         stalled=stalled,

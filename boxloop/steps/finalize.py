@@ -68,7 +68,7 @@ def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
         "savings_fraction": savings_fraction(projected, baseline),
         "per_iteration": iteration_reports(run),
         "output_manifest": manifest,
-        "model": run.model,
+        "model": run.model.to_json() if run.model else None,
     }
     report_uri = run.paths.output(REPORT)
     write_text(report_uri, json.dumps(report, indent=2))

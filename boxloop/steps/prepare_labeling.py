@@ -135,11 +135,9 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
         picked = select(candidates, n_seed, "random", f"{config.seed}-seed")
         chosen.update({rid: {"role": "seed"} for rid in picked.for_humans})
         return chosen
-    model = run.model or {}
     # Would-be auto-labels: images the validation evidence alone accepts. Everything at or above
-    # the applied threshold was auto-labeled, so only the images it held back remain (a run
-    # state from before would_be_threshold existed has only the applied one).
-    threshold = model.get("would_be_threshold", model.get("threshold"))
+    # the applied threshold was auto-labeled, so only the images it held back remain.
+    threshold = run.model.would_be_threshold if run.model else None
     strategy = config.selection_strategy
     if strategy == "closest_to_threshold" and threshold is None:
         strategy = "least_confidence"  # no calibrated threshold (yet, or the gate failed)

@@ -84,8 +84,8 @@ def _model_channel(model_uri: str) -> dict[str, Any]:
 
 def warm_start_uri(run: RunState, config: LoopConfig) -> str | None:
     """The previous iteration's model, else the configured initial model, else none."""
-    if run.model and run.model.get("artifacts"):
-        return str(run.model["artifacts"])
+    if run.model and run.model.artifacts:
+        return run.model.artifacts
     return config.initial_model_uri
 
 

@@ -19,6 +19,7 @@ from boxloop.core.config import LoopConfig
 from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.ledger import LedgerCounts
 from boxloop.core.manifests import iter_json_lines_with_text
+from boxloop.core.model_state import ModelState
 from boxloop.core.records import Record, record_from_json, record_from_ledger, record_to_line
 
 if TYPE_CHECKING:
@@ -140,7 +141,8 @@ class RunState:
         ledger: The current ledger version.
         iteration: The current iteration, 0 for the seed round.
         counts: Ledger counts after the last step.
-        model: The last trained model: ``{"name", "artifacts", "map"}`` or ``None``.
+        model: The last trained model and the thresholds its iteration chose, or ``None``
+            (a ``dict`` is parsed with ``ModelState.from_json``).
         decision: ``"continue"`` or ``"finalize"``, set by filter-low-confidence.
         stop_reason: Why the loop stopped (or will stop).
         stalled: Iterations in a row that labeled nothing new.
@@ -151,10 +153,14 @@ class RunState:
     ledger: str
     iteration: int = 0
     counts: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] | None = None
+    model: ModelState | None = None
     decision: str = "continue"
     stop_reason: str | None = None
     stalled: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelState.from_json(self.model))
 
     @property
     def paths(self) -> RunPaths:
@@ -176,8 +182,10 @@ class RunState:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        """The payload form."""
-        return dataclasses.asdict(self)
+        """The payload form (``model`` as ``ModelState.to_json`` writes it)."""
+        data = dataclasses.asdict(self)
+        data["model"] = self.model.to_json() if self.model is not None else None
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> RunState:
