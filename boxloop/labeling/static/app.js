@@ -60,6 +60,7 @@
     target: null,           // {kind: "task"|"review", id, lease_id}
     boxes: [],              // editor boxes, see makeBox
     preCount: 0,            // pre-annotations the image arrived with
+    priorSeconds: 0,        // time spent on an earlier answer of the image being corrected
     selected: null,         // id of the selected box
     currentClass: 0,        // class id new boxes get
     undo: [], redo: [],
@@ -294,10 +295,11 @@
     const pre = (task.preannotations || []).map((p) => makeBox(p, "model", true));
     app.preCount = pre.length;
     let boxes = pre;
+    app.priorSeconds = 0;
     if (task.answer) {
+      // Reopened to correct: the new answer replaces the old one, so it carries the old time.
       boxes = (task.answer.boxes || []).map((b) => makeBox(b, b.origin || "human", false));
-      app.preCount = task.answer.effort && task.answer.effort.preannotations !== undefined
-        ? task.answer.effort.preannotations : pre.length;
+      app.priorSeconds = Number((task.answer.effort || {}).seconds) || 0;
     }
     const draft = storeGet("draft." + task.task_id);
     if (draft && !task.answer && Array.isArray(draft.boxes)) {
@@ -345,7 +347,7 @@
   function visibleSeconds() {
     let ms = app.shownMs;
     if (app.shownSince !== null) ms += performance.now() - app.shownSince;
-    return ms / 1000;
+    return app.priorSeconds + ms / 1000;
   }
 
   function effort() {
@@ -912,6 +914,7 @@
     const origin = item.kind === "auto" ? "model" : "human";
     const boxes = (item.boxes || []).map((b) => makeBox(b, origin, false));
     app.preCount = origin === "model" ? boxes.length : 0;
+    app.priorSeconds = 0;
     $("task-info").textContent = item.item_id + " \u00b7 " + item.kind +
       (item.confidence === null || item.confidence === undefined ? "" :
         " \u00b7 confidence " + Number(item.confidence).toFixed(2));
