@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make .venv with boxloop and its pinned dependencies; re-runs are no-ops until the pins change.
 #   ./setup.sh          the local engine (what `boxloop demo` needs)
-#   ./setup.sh --dev    everything: local engine, CDK app, test tools, and the pinned CDK CLI (npm)
+#   ./setup.sh --dev    everything: local engine, CDK app, test tools, the pinned CDK CLI (npm),
+#                       and Debian's chromium + chromium-driver for tests/browser (as root)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,4 +35,18 @@ if [[ ! -f "$stamp" ]]; then
   rm -f .venv/.installed-*
   touch "$stamp"
   echo "setup.sh: done."
+fi
+
+# The labeling app's browser tests drive the system Chromium through its matching driver (both from
+# Debian, so their versions always agree); nothing downloads a browser. Skipped once both exist.
+if [[ "$extras" == dev && ! ( -x /usr/bin/chromium && -x /usr/bin/chromedriver ) ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing chromium and chromium-driver (apt) for tests/browser..."
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium chromium-driver; } >.venv/apt.log 2>&1 \
+      || { tail -n 20 .venv/apt.log >&2; echo "setup.sh: apt-get failed, log in .venv/apt.log" >&2; exit 1; }
+  else
+    echo "setup.sh: tests/browser need /usr/bin/chromium and /usr/bin/chromedriver; they will be" \
+      "skipped. Install them as root: apt-get install --no-install-recommends chromium chromium-driver" >&2
+  fi
 fi
