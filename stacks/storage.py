@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from boxloop.aws.stack_outputs import LOOP_CONFIG_KEY
 from stacks.bundling import REPO_ROOT, processing_code_bundler
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class Storage(Construct):
         label_config_uri: ``s3://`` URI of the label category config (from context ``labels``).
         ui_template_uri: ``s3://`` URI of the worker UI (crowd-bounding-box Liquid template).
         processing_code_uri: ``s3://`` prefix holding ``processing/`` and the boxloop package.
-        config_deployment: puts the label config and the UI template under ``config/``.
+        config_deployment: puts the label config, the UI template and the loop settings
+            under ``config/``.
         code_deployment: puts the processing code under ``code/processing/``.
     """
 
@@ -128,6 +130,7 @@ class Storage(Construct):
                     json.dumps(config.loop.labels.to_label_category_config(), indent=2),
                 ),
                 s3deploy.Source.data(Path(UI_TEMPLATE_KEY).name, render_ui_template(config)),
+                s3deploy.Source.data(Path(LOOP_CONFIG_KEY).name, config.loop_json),
             ],
             destination_bucket=self.bucket,
             destination_key_prefix=str(Path(LABEL_CONFIG_KEY).parent) + "/",

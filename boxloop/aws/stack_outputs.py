@@ -24,6 +24,10 @@ WORKTEAM_ARN = "WorkteamArn"
 CONSOLE_URL = "ConsoleUrl"
 """Output keys the stack declares (``stacks/boxloop_stack.py`` ``_outputs``)."""
 
+LOOP_CONFIG_KEY = "config/loop.json"
+"""Where the stack deploys its loop settings (``BOXLOOP_CONFIG``) in the data bucket, so that
+``boxloop aws start`` checks a run's overrides against them before it starts anything."""
+
 NO_CREDENTIALS = "no AWS credentials: run aws configure / set AWS_PROFILE"
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-_AWS_COMMANDS: tuple = ()
+from boxloop.cli import aws_run
+
+_AWS_COMMANDS: tuple = (aws_run,)
 """The ``boxloop aws`` sub-command modules, in ``--help`` order."""
 
 

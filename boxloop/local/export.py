@@ -79,7 +79,7 @@ class _Skips:
 
 
 def _labeled(
-    output_manifest: Path, label_attribute: str, skips: _Skips, *, include_scores: bool
+    output_manifest: Path | str, label_attribute: str, skips: _Skips, *, include_scores: bool
 ) -> Iterator[tuple[Record, Detections]]:
     """Labeled records of the manifest with their boxes; counts the unlabeled ones."""
     for record in iter_records(str(output_manifest), label_attribute):
@@ -125,7 +125,7 @@ class _Stems:
 
 
 def export_coco(
-    output_manifest: Path,
+    output_manifest: Path | str,
     out_json: Path,
     label_attribute: str,
     class_names: Sequence[str] | Mapping[int, str],
@@ -135,7 +135,8 @@ def export_coco(
     """Write the labeled images of an output manifest as one COCO detection JSON file.
 
     Args:
-        output_manifest: The run's output manifest (JSON Lines).
+        output_manifest: The run's output manifest (JSON Lines): a local path or an
+            ``s3://`` URI, streamed either way.
         out_json: The file to write; parent folders are created.
         label_attribute: The run's label attribute.
         class_names: Name per class id, a list (index = id) or a mapping; they become
@@ -169,7 +170,7 @@ def export_coco(
 
 
 def export_voc(
-    output_manifest: Path,
+    output_manifest: Path | str,
     out_dir: Path,
     label_attribute: str,
     class_names: Sequence[str] | Mapping[int, str],
@@ -179,7 +180,8 @@ def export_voc(
     """Write one Pascal VOC annotation XML per labeled image into ``out_dir``.
 
     Args:
-        output_manifest: The run's output manifest (JSON Lines).
+        output_manifest: The run's output manifest (JSON Lines): a local path or an
+            ``s3://`` URI, streamed either way.
         out_dir: The folder to write ``<stem>.xml`` files and ``index.tsv`` into; created.
         label_attribute: The run's label attribute.
         class_names: Name per class id (list or mapping); VOC objects are named.
@@ -216,7 +218,7 @@ def export_voc(
 
 
 def export_yolo(
-    output_manifest: Path,
+    output_manifest: Path | str,
     out_dir: Path,
     label_attribute: str,
     class_names: Sequence[str] | Mapping[int, str],
@@ -230,7 +232,8 @@ def export_yolo(
     label file (a background image, not a missing label).
 
     Args:
-        output_manifest: The run's output manifest (JSON Lines).
+        output_manifest: The run's output manifest (JSON Lines): a local path or an
+            ``s3://`` URI, streamed either way.
         out_dir: The dataset folder; ``labels/``, ``classes.txt`` and ``index.tsv`` go in it.
         label_attribute: The run's label attribute.
         class_names: Name per class id (list or mapping).
