@@ -61,6 +61,7 @@
     boxes: [],              // editor boxes, see makeBox
     preCount: 0,            // pre-annotations the image arrived with
     priorSeconds: 0,        // time spent on an earlier answer of the image being corrected
+    priorNoObjects: false,  // that earlier answer was "no objects"
     selected: null,         // id of the selected box
     currentClass: 0,        // class id new boxes get
     undo: [], redo: [],
@@ -296,10 +297,12 @@
     app.preCount = pre.length;
     let boxes = pre;
     app.priorSeconds = 0;
+    app.priorNoObjects = false;
     if (task.answer) {
       // Reopened to correct: the new answer replaces the old one, so it carries the old time.
       boxes = (task.answer.boxes || []).map((b) => makeBox(b, b.origin || "human", false));
       app.priorSeconds = Number((task.answer.effort || {}).seconds) || 0;
+      app.priorNoObjects = !!task.answer.no_objects;
     }
     const draft = storeGet("draft." + task.task_id);
     if (draft && !task.answer && Array.isArray(draft.boxes)) {
@@ -379,6 +382,7 @@
       return;
     }
     const boxes = answerBoxes();
+    if (!noObjects && !boxes.length && app.priorNoObjects) noObjects = true; // unchanged answer
     if (noObjects && boxes.length) {
       showError("This image has " + boxes.length + " box(es): delete them before answering " +
         "\"no objects\", or press Enter to submit the boxes.");
@@ -621,8 +625,7 @@
       if (b === selected) {
         for (const [hx, hy, name] of handlePositions(b)) {
           g.appendChild(svgEl("rect", { "class": "handle", x: hx - hs / 2, y: hy - hs / 2,
-            width: hs, height: hs, "data-handle": name, "data-box-id": b.id,
-            style: "cursor:" + name + "-resize" }));
+            width: hs, height: hs, "data-handle": name, "data-box-id": b.id }));
         }
       }
       svg.appendChild(g);
@@ -915,6 +918,7 @@
     const boxes = (item.boxes || []).map((b) => makeBox(b, origin, false));
     app.preCount = origin === "model" ? boxes.length : 0;
     app.priorSeconds = 0;
+    app.priorNoObjects = !boxes.length;
     $("task-info").textContent = item.item_id + " \u00b7 " + item.kind +
       (item.confidence === null || item.confidence === undefined ? "" :
         " \u00b7 confidence " + Number(item.confidence).toFixed(2));
