@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from boxloop.core.errors import BoxError
 
@@ -62,6 +62,8 @@ class LabelTask:
         image_wh: ``(width, height)`` in pixels from the image header, or ``None`` when the
             header could not be read.
         job: The job the task belongs to.
+        fields: The object's input manifest line (provenance, pre-annotations), as Ground
+            Truth hands a task template the whole data object.
     """
 
     record_id: str
@@ -69,6 +71,7 @@ class LabelTask:
     image_path: Path
     image_wh: ImageWH | None
     job: JobSpec = field(default_factory=JobSpec)
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +118,10 @@ class Workforce(Protocol):
     ``label`` may yield results in any order and lazily (an interactive reviewer yields one as
     each image is submitted); a task it yields nothing for counts as expired (never submitted)
     and goes back to the pool. Raising a ``BoxloopError`` fails the whole job with its message.
+
+    A workforce that measures more than results may also have ``job_summary(job_name) ->
+    dict``: the labeling runner adds it to the job's ``boxloop-workforce.json`` (the browser
+    workforce's measured ``effort``).
     """
 
     @property

@@ -171,7 +171,9 @@ class LabelingRunner:
                 else:
                     fields.update(failure_fields(result, attr, job, ground_truth_now()))
                 write_json_line(out, fields)
-        write_text(f"{output_path}/{name}/{STATS_FILE}", json.dumps(stats.to_json(), indent=2))
+        summary = getattr(self.workforce, "job_summary", None)
+        stats_json = {**stats.to_json(), **(summary(name) if summary else {})}
+        write_text(f"{output_path}/{name}/{STATS_FILE}", json.dumps(stats_json, indent=2))
         self.jobs[name] = stats
         return self._result(stats, output, manifest)
 
@@ -253,6 +255,7 @@ class LabelingRunner:
                 image_path=fetched,
                 image_wh=self._image_wh(fetched, line.obj),
                 job=job,
+                fields=line.obj,
             )
         if tasks:
             for result in self.workforce.label(list(tasks.values())):

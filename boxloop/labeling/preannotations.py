@@ -1,0 +1,72 @@
+"""Model boxes shown to the labeler as editable suggestions, carried in the input manifest.
+
+PrepareLabeling writes them into each pool image's labeling input line under
+`PREANNOTATIONS_KEY` (the latest model's kept boxes, those at or above ``keep_threshold``), so
+the labeling job needs no other lookup, on either host. Validation, audit, seed and test
+images never carry them: their human labels measure the model, and anchoring them on the
+model's guesses would bias calibration. The key is an input-only field: the ledger never keeps
+it (`boxloop.core.records` drops it), so it cannot grow the ledger or reach the output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boxloop.labeling.contract import PreBox
+
+PREANNOTATIONS_KEY = "boxloop-preannotations"
+PREANNOTATE_CHOICES = ("pool", "none")
+"""``preannotate`` setting: ``pool`` (default) shows model boxes on pool images; ``none``
+never shows them. Other roles never get them, whatever the setting."""
+
+
+def task_role(provenance: dict[str, Any]) -> str:
+    """The role the page shows: ``audit`` for an audited image, else the record's role."""
+    return "audit" if provenance.get("audit") else str(provenance.get("role", "pool"))
+
+
+def wants_preannotations(provenance: dict[str, Any], setting: str) -> bool:
+    """Whether an image with this (input-line) provenance gets model boxes under ``setting``."""
+    return setting == "pool" and task_role(provenance) == "pool"
+
+
+def field_from_prediction(prediction: dict[str, Any], model: str | None) -> dict[str, Any]:
+    """The input-line field for one ``predictions.jsonl`` line: its kept boxes, pixel xywh.
+
+    ``kept`` rows are ``[class_id, score, x_min, y_min, x_max, y_max]`` (post-processing's).
+    """
+    boxes = [
+        [
+            int(c),
+            float(s),
+            float(x1),
+            float(y1),
+            round(float(x2) - float(x1), 3),
+            round(float(y2) - float(y1), 3),
+        ]
+        for c, s, x1, y1, x2, y2 in prediction.get("kept") or ()
+    ]
+    return {"model": model, "boxes": boxes}
+
+
+def preboxes_from_field(value: Any) -> tuple[PreBox, ...]:
+    """The suggestions of an input line's field (``()`` when absent or malformed)."""
+    if not isinstance(value, dict):
+        return ()
+    boxes = []
+    for row in value.get("boxes") or ():
+        try:
+            class_id, score, left, top, width, height = row
+            boxes.append(
+                PreBox(
+                    class_id=int(class_id),
+                    left=float(left),
+                    top=float(top),
+                    width=float(width),
+                    height=float(height),
+                    score=float(score),
+                )
+            )
+        except (TypeError, ValueError):
+            continue
+    return tuple(b for b in boxes if b.width > 0 and b.height > 0)
