@@ -39,10 +39,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument(
         "--set",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="a loop setting (see boxloop.core.config.LoopConfig), repeatable",
+        help="loop settings (see boxloop.core.config.LoopConfig): --set a=1 b=2, or repeated",
     )
     parser.add_argument(
         "--image-steps",

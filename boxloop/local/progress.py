@@ -9,7 +9,9 @@ call it freely.
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 _QUIET_STATES = {
     "ImagesToCheck",
     "HasHumanWork",
+    "HumanLabeling",
+    "LabelWith",
     "MoreToLabel",
     "AllLabeled",
     "HasImagesToPredict",
@@ -45,6 +49,7 @@ _STEP_TEXT = {
     "CheckImages": "checking the image headers ingest had no time for",
     "PrepareLabeling": "choosing images for humans",
     "Label": "humans labeling (local workforce)",
+    "LabelInApp": "humans labeling in the boxloop app",
     "MergeHumanLabels": "merging human labels",
     "PrepareTraining": "writing training manifests",
     "Train": "training the detector",
@@ -118,6 +123,45 @@ def listening(listener: Callable[[StepProgress], None]) -> Iterator[None]:
             _listeners.remove(listener)
 
 
+class StepMeter:
+    """Reports a step's progress with its pace, measured from the first report on.
+
+    ``StepMeter("Train", unit="image-steps", per="image-step")(80, 2400)`` reports 80 of 2,400
+    image-steps; later calls add "38 ms per image-step". The pace leaves out what came before
+    the first report (loading images, a model), so it predicts the rest of the step.
+    """
+
+    def __init__(
+        self,
+        step: str,
+        *,
+        unit: str,
+        per: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.step, self.unit, self.per = step, unit, per
+        self._clock = clock
+        self._first: tuple[float, int] | None = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        """Report ``done`` of ``total`` units (``total`` ``None`` when unknown)."""
+        now = self._clock()
+        if self._first is None:
+            self._first = (now, done)
+        started, done_then = self._first
+        detail = None
+        if done > done_then:
+            detail = f"{pace_text((now - started) / (done - done_then))} per {self.per}"
+        step_progress(step=self.step, done=done, total=total, unit=self.unit, detail=detail)
+
+
+def pace_text(seconds: float) -> str:
+    """``0.0381`` -> ``"38 ms"``, ``12.46`` -> ``"12.5 s"``, ``95`` -> ``"95 s"``."""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds:.0f} s"
+
+
 class ProgressPrinter:
     """A callable for ``run_local(on_event=...)`` that prints as the run goes.
 
@@ -128,7 +172,9 @@ class ProgressPrinter:
     """
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        # Bound to today's stdout: a job runner that redirects stdout for a while (the
+        # processing script's output) must not swallow the progress lines printed meanwhile.
+        self.console = console or Console(file=sys.stdout, highlight=False)
         self.iteration = 0
         self._lock = threading.RLock()
         self._bars: Progress | None = None
@@ -199,6 +245,8 @@ class ProgressPrinter:
                 TextColumn("{task.fields[detail]}"),
                 console=self.console,
                 transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self._bars.start()
         task = self._bars.add_task(

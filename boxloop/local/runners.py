@@ -9,6 +9,7 @@ in the built-in algorithm's format; processing mounts its S3 inputs under a loca
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -32,6 +33,7 @@ from boxloop.core.errors import BoxloopError
 from boxloop.core.formats.groundtruth import record_to_label
 from boxloop.core.manifests import iter_json_lines, record_id
 from boxloop.local.emulator import JobResult
+from boxloop.local.progress import StepMeter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -159,6 +161,7 @@ def make_training_runner(
             class_names=class_names,
             validation_samples=_labeled_samples(channels["validation"]["S3Uri"], attr, images),
             crop_size=settings.crop_size,
+            on_step=StepMeter("Train", unit="image-steps", per="image-step"),
         )
         tar = pack_model_tar(result.model_path, job_dir / MODEL_TAR)
         artifacts = str(
@@ -212,8 +215,11 @@ def make_transform_runner(
             score_floor=settings.score_floor,
             flip_test=settings.flip_test,
         )
-        for (_, key), rows in zip(items, rows_per_image, strict=True):
+        meter = StepMeter("Transform", unit="images", per="image")
+        meter(0, len(items))
+        for done, ((_, key), rows) in enumerate(zip(items, rows_per_image, strict=True), 1):
             write_text(str(output.join(key + ".out")), json.dumps({"prediction": rows}))
+            meter(done, len(items))
         return JobResult(status="Completed")
 
     return run
@@ -234,7 +240,10 @@ def make_processing_runner(work_dir: Path) -> Callable[[dict[str, Any]], JobResu
     """A runner for CreateProcessingJob that runs ``processing/postprocess.py`` as the job would.
 
     The ``code`` input is not downloaded: locally the script and boxloop come from this
-    checkout, the same files the stack uploads for the real job.
+    checkout, the same files the stack uploads for the real job. What the script prints (its
+    statistics as one JSON line) goes to ``<work>/processing/<job>.log``, where the real job's
+    CloudWatch stream would have it, not into the run's progress output; its stderr (an error
+    message) still reaches the terminal.
     """
     script = _load_processing_script()
 
@@ -260,9 +269,14 @@ def make_processing_runner(work_dir: Path) -> Callable[[dict[str, Any]], JobResu
             str(local(outputs[0]["S3Output"]["LocalPath"])),
             *request["AppSpecification"].get("ContainerArguments", []),
         ]
-        code = script.main(args)
+        log = root.with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w", encoding="utf-8") as out, contextlib.redirect_stdout(out):
+            code = script.main(args)
         if code != 0:
-            return JobResult(status="Failed", failure_reason=f"AlgorithmError: exit code {code}")
+            return JobResult(
+                status="Failed", failure_reason=f"AlgorithmError: exit code {code}; log: {log}"
+            )
         for output in outputs:
             upload_dir(local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
         return JobResult(status="Completed")

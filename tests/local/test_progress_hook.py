@@ -5,10 +5,18 @@ from __future__ import annotations
 import io
 import threading
 
+import pytest
 from rich.console import Console
 
 from boxloop.local.engine import StepEvent
-from boxloop.local.progress import ProgressPrinter, StepProgress, listening, step_progress
+from boxloop.local.progress import (
+    ProgressPrinter,
+    StepMeter,
+    StepProgress,
+    listening,
+    pace_text,
+    step_progress,
+)
 
 
 def _printer() -> tuple[ProgressPrinter, io.StringIO]:
@@ -64,3 +72,26 @@ def test_printer_closes_an_unfinished_bar_when_its_step_exits() -> None:
     assert printer._bars is None
     assert "3/20" in out.getvalue()
     assert "12.5 s per image" in out.getvalue()
+
+
+def test_step_meter_reports_the_pace_measured_from_its_first_report() -> None:
+    now = iter([100.0, 104.0, 106.0])
+    meter = StepMeter("Train", unit="image-steps", per="image-step", clock=lambda: next(now))
+    seen: list[StepProgress] = []
+    with listening(seen.append):
+        meter(8, 200)  # after loading images: the pace starts here
+        meter(108, 200)
+        meter(200, 200)
+    assert [(p.done, p.total, p.detail) for p in seen] == [
+        (8, 200, None),
+        (108, 200, "40 ms per image-step"),
+        (200, 200, "31 ms per image-step"),
+    ]
+    assert {(p.step, p.unit) for p in seen} == {("Train", "image-steps")}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.0381, "38 ms"), (12.46, "12.5 s"), (95.2, "95 s")]
+)
+def test_pace_text_picks_a_readable_unit(seconds: float, text: str) -> None:
+    assert pace_text(seconds) == text

@@ -31,7 +31,7 @@ from boxloop.local.detector.model import Detector
 from boxloop.local.detector.runtime import torch_threads
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
     from boxloop.core.detections import Detections
@@ -209,6 +209,7 @@ def train_detector(
     hyperparameters: Hyperparameters | None = None,
     num_threads: int | None = None,
     crop_size: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train (or fine-tune) the detector and save it as ``out_dir / "model.pt"``.
 
@@ -232,6 +233,9 @@ def train_detector(
         crop_size: Side of the training canvas, a multiple of 32 (default ``image_size``):
             training sees random ``crop_size`` windows of images letterboxed to ``image_size``,
             which costs ``(crop_size / image_size)^2`` of full-size training per image-step.
+        on_step: Called with ``(image-steps done, image-steps in all)`` when the optimization
+            starts (images loaded, model built) and after every optimizer step, so a caller
+            can show a round's minutes of training as they pass; the last call has both equal.
 
     Returns:
         The model path and training figures.
@@ -261,6 +265,8 @@ def train_detector(
         optimizer, schedule = _make_optimizer(model, hp, total_steps)
         batches = _iter_batches(len(images), batch_size, rng)
         started = time.perf_counter()
+        if on_step:
+            on_step(0, total_steps * batch_size)
         for step in range(total_steps):
             batch = [
                 augment(
@@ -271,6 +277,8 @@ def train_detector(
             output = model(torch.stack([b[0] for b in batch]))
             loss = detection_loss(output, [b[1] for b in batch], [b[2] for b in batch])
             optimizer.zero_grad(set_to_none=True)
+            if on_step:
+                on_step((step + 1) * batch_size, total_steps * batch_size)
             if not torch.isfinite(loss.total):
                 logger.warning("step %d: non-finite loss, update skipped", step + 1)
                 schedule.step()

@@ -56,6 +56,23 @@ def test_train_detector_rounds_the_budget_up_to_whole_batches(
     assert result.validation_map is None
 
 
+def test_train_detector_reports_each_step_of_its_budget(
+    four_images: Samples, tmp_path: Path
+) -> None:
+    seen: list[tuple[int, int]] = []
+    train_detector(
+        four_images,
+        num_classes=3,
+        out_dir=tmp_path,
+        image_size=128,
+        batch_size=4,
+        image_steps=9,
+        on_step=lambda done, total: seen.append((done, total)),
+    )
+
+    assert seen == [(0, 12), (4, 12), (8, 12), (12, 12)]
+
+
 def test_train_detector_handles_images_without_objects(tmp_path: Path) -> None:
     samples = []
     for index, wh in enumerate([(160, 96), (96, 160)]):
