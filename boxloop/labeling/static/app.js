@@ -959,6 +959,9 @@
   window.boxloopApp = {
     state: () => ({ mode: app.mode, task: app.target && app.target.id, boxes: answerBoxes(),
       pending: app.boxes.filter((b) => b.pending).length, selected: app.selected,
+      suggestions: app.boxes.filter((b) => b.pending).map((b) => ({ id: b.id,
+        class_id: b.class_id, left: b.left, top: b.top, width: b.width, height: b.height,
+        score: b.score })),
       currentClass: app.currentClass, scale: app.scale, effort: app.target ? effort() : null }),
     ready: () => !!app.target && $("image").complete,
   };

@@ -1,0 +1,207 @@
+"""Screenshot of the labeling app at work on a real local run, and what each image took.
+
+Runs ``boxloop local run --workforce browser`` on generated demo images and plays the person in
+headless Chromium: every image is labeled through the page with mouse drags and keys, drawing
+the demo's reference boxes. On images that arrive with model suggestions it keeps the ones that
+match a reference box (fixing the class by key), deletes the others, accepts the rest with
+``A`` and draws what the model missed. The first pre-annotated image is photographed
+(``docs/img/labeling-app.png``), and the actions and page-measured seconds per image are
+printed for images with and without suggestions.
+
+    .venv/bin/python tests/browser/screenshot_labeling_app.py [--out docs/img/labeling-app.png]
+
+Not a test (pytest does not collect it): it needs a few minutes for the run's training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _page import ENTER, MISSING, LabelPage, start_chromium  # noqa: E402
+
+from boxloop.core.manifests import record_id  # noqa: E402
+
+ROOT = HERE.parents[1]
+BOXLOOP = [sys.executable, "-m", "boxloop.cli"]
+URL = re.compile(r"http://127\.0\.0\.1:\d+/#token=\S+")
+MATCH_IOU = 0.7
+
+
+def _iou(a: dict[str, float], b: dict[str, float]) -> float:
+    x0, y0 = max(a["left"], b["left"]), max(a["top"], b["top"])
+    x1 = min(a["left"] + a["width"], b["left"] + b["width"])
+    y1 = min(a["top"] + a["height"], b["top"] + b["height"])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _references(manifest: Path) -> dict[str, list[dict[str, Any]]]:
+    """Record id -> the reference boxes of its image."""
+    refs = {}
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line)
+        refs[record_id(record["source-ref"])] = record["reference"]["annotations"]
+    return refs
+
+
+class _Person:
+    """Labels each image the page shows as the reference says, counting its actions."""
+
+    def __init__(self, page: LabelPage, refs: dict[str, list[dict[str, Any]]]) -> None:
+        self.page = page
+        self.refs = refs
+        self.rows: list[dict[str, Any]] = []
+
+    def label(self, state: dict[str, Any], shot: Path | None) -> bool:
+        """Label the shown image; photograph it first when it has suggestions. Shot taken?"""
+        page, refs = self.page, list(self.refs[state["task"]])
+        suggestions = state["suggestions"]
+        actions = 0
+        taken = False
+        todo = list(refs)
+        for s in suggestions:
+            best = max(todo, key=lambda r: _iou(r, s), default=None)
+            cx, cy = s["left"] + s["width"] / 2, s["top"] + s["height"] / 2
+            if best is not None and _iou(best, s) >= MATCH_IOU:
+                todo.remove(best)
+                if best["class_id"] != s["class_id"]:
+                    page.click(cx, cy)
+                    page.keys(str(best["class_id"] + 1))
+                    actions += 2
+            else:
+                page.click(cx, cy)
+                page.keys("\ue017")  # Delete
+                actions += 2
+        if suggestions:
+            page.keys("a")
+            actions += 1
+        for i, r in enumerate(todo):
+            page.drag(r["left"], r["top"], r["left"] + r["width"], r["top"] + r["height"])
+            page.keys(str(r["class_id"] + 1))
+            actions += 2
+            if shot is not None and suggestions and i == 0:
+                page.driver.save_screenshot(str(shot))
+                taken = True
+        if shot is not None and suggestions and not taken:
+            page.driver.save_screenshot(str(shot))
+            taken = True
+        effort = page.state()["effort"]
+        page.keys(ENTER if refs else "e")
+        actions += 1
+        self.rows.append(
+            {"suggested": bool(suggestions), "boxes": len(refs), "actions": actions, **effort}
+        )
+        return taken
+
+
+def _pump(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    for line in proc.stdout or ():
+        lines.append(line)
+
+
+def main() -> None:
+    """Run, label, photograph, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/img/labeling-app.png")
+    parser.add_argument("--images", type=int, default=80)
+    parser.add_argument(
+        "--suggested-images",
+        type=int,
+        default=8,
+        help="stop after this many images with suggestions",
+    )
+    args = parser.parse_args()
+    if MISSING:
+        sys.exit(MISSING)
+    work = Path(tempfile.mkdtemp(prefix="boxloop-shot-"))
+    data = work / "data"
+    subprocess.run(
+        [*BOXLOOP, "demo-data", str(data), "--images", str(args.images), "--seed", "3"],
+        check=True,
+        capture_output=True,
+    )
+    run = subprocess.Popen(
+        [
+            *BOXLOOP,
+            "local",
+            "run",
+            "--images",
+            str(data / "images"),
+            "--labels",
+            str(data / "labels.json"),
+            "--workforce",
+            "browser",
+            "--out",
+            str(work / "out"),
+            "--image-steps",
+            "384",
+            "--set",
+            "seed_size=16",
+            "batch_size=10",
+            "validation_fraction=0.15",
+            "max_iterations=3",
+            "keep_threshold=0.3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: list[str] = []
+    threading.Thread(target=_pump, args=(run, lines), daemon=True).start()
+    browser = start_chromium((1280, 760))
+    try:
+        deadline = time.monotonic() + 120
+        url = None
+        while url is None:
+            found = [m.group(0) for line in lines if (m := URL.search(line))]
+            url = found[0] if found else None
+            if run.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the run printed no labeling URL:\n" + "".join(lines[-40:]))
+            time.sleep(0.2)
+        page = LabelPage(browser, url)
+        page.open("Grace")
+        person = _Person(page, _references(data / "reference.manifest"))
+        shot: Path | None = args.out
+        last = None
+        while sum(r["suggested"] for r in person.rows) < args.suggested_images:
+            state = page.wait_task(not_task=last, timeout_s=900)
+            if person.label(state, shot):
+                shot = None
+            last = state["task"]
+    finally:
+        browser.quit()
+        run.terminate()
+        run.wait(30)
+    for suggested in (False, True):
+        rows = [r for r in person.rows if r["suggested"] == suggested]
+        if not rows:
+            continue
+        n = len(rows)
+        print(
+            f"{'with' if suggested else 'without'} suggestions: {n} images, "
+            f"{sum(r['boxes'] for r in rows) / n:.2f} boxes/image, "
+            f"{sum(r['actions'] for r in rows) / n:.2f} actions/image, "
+            f"{sum(r['boxes_drawn'] for r in rows) / n:.2f} drawn, "
+            f"{sum(r['model_boxes_accepted'] for r in rows) / n:.2f} accepted, "
+            f"{sum(r['model_boxes_moved'] for r in rows) / n:.2f} edited, "
+            f"{sum(r['model_boxes_deleted'] for r in rows) / n:.2f} deleted per image"
+        )
+    print(f"screenshot: {args.out}" if shot is None else "no pre-annotated image was shown")
+
+
+if __name__ == "__main__":
+    main()
