@@ -24,16 +24,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "selection_strategy": "random",
     },
     # Ground Truth's rule: the lowest threshold whose validation auto-labels reach an expected
-    # mean IoU of 0.6 in every round, no confidence bound, the whole validation set alone (no
-    # pool-aware check, no retiring).
+    # mean IoU of 0.6 in every round, no confidence bound.
     "ground-truth/mean-iou-0.6": {
         "defer_auto_labels": False,  # Ground Truth auto-labels in every round,
         "last_model_epochs_factor": 1.0,  # with one training budget
         "target_metric": "mean_iou",
         "target_value": 0.6,
         "confidence_level": None,
-        "calibrate_on_pool": False,
-        "shadow_validation": False,
     },
 }
 

@@ -56,10 +56,8 @@ class CalibrationConfig:
         target: Accuracy the accepted images must reach; ``None`` takes
             :data:`DEFAULT_TARGETS` for the metric.
         confidence_level: One-sided level of the lower bound that must reach the target
-            (e.g. 0.9); ``None`` compares the plain mean (optimistic on few images).
-        pool_confidence_level: The same for the expected accuracy on the pool (see
-            :func:`calibrate_scores`); separate because the pool's bound counts the
-            uncertainty of every confidence band it draws on, and so costs more coverage.
+            (e.g. 0.9), on validation and on the pool's expected accuracy alike; ``None``
+            compares the plain means (optimistic on few images).
         min_accepted: Fewest validation images a threshold must accept to be trusted.
         min_validation: Fewest validation images below which no threshold is returned.
         match_iou: IoU a predicted box needs to match a reference box for ``exact_match``.
@@ -72,7 +70,6 @@ class CalibrationConfig:
     metric: Metric = "mean_iou"
     target: float | None = None
     confidence_level: float | None = 0.9
-    pool_confidence_level: float | None = 0.9
     min_accepted: int = 20
     min_validation: int = 50
     match_iou: float = 0.5
@@ -84,12 +81,9 @@ class CalibrationConfig:
             problems.append(f"metric must be one of {sorted(DEFAULT_TARGETS)}, got {self.metric!r}")
         if self.target is not None and not _in_range(self.target, 0.0, 1.0, closed_low=False):
             problems.append(f"target must be a number in (0, 1], got {self.target!r}")
-        for name, level in (
-            ("confidence_level", self.confidence_level),
-            ("pool_confidence_level", self.pool_confidence_level),
-        ):
-            if level is not None and not _in_range(level, 0.5, 1.0, closed_high=False):
-                problems.append(f"{name} must be in [0.5, 1) or None, got {level!r}")
+        level = self.confidence_level
+        if level is not None and not _in_range(level, 0.5, 1.0, closed_high=False):
+            problems.append(f"confidence_level must be in [0.5, 1) or None, got {level!r}")
         for name, value, low in (
             ("min_accepted", self.min_accepted, 1),
             ("min_validation", self.min_validation, 1),
@@ -113,13 +107,6 @@ class CalibrationConfig:
         if self.confidence_level is None:
             return None
         return NormalDist().inv_cdf(self.confidence_level)
-
-    @property
-    def pool_z(self) -> float | None:
-        """The one-sided normal quantile of ``pool_confidence_level``, or None."""
-        if self.pool_confidence_level is None:
-            return None
-        return NormalDist().inv_cdf(self.pool_confidence_level)
 
 
 def _in_range(
@@ -150,7 +137,7 @@ class Calibration:
             point per distinct confidence, thinned to about ``max_curve_points``.
         pool_expected_accuracy: Expected accuracy of the pool images the threshold accepts,
             when the pool was given (``None`` otherwise, or when it accepts none).
-        pool_lower_bound: Its one-sided lower bound at ``pool_confidence_level`` (``None``
+        pool_lower_bound: Its one-sided lower bound at ``confidence_level`` (``None``
             without a level).
         n_pool_accepted: Pool images at or above the threshold (``None`` without a pool).
         validation_threshold: The lowest threshold the validation images alone certify (their
@@ -328,7 +315,7 @@ def calibrate_scores(
     With ``pool``, a threshold must also reach the target on the pool: the mean over the pool
     confidences at or above it of :func:`isotonic_accuracy` at each one's confidence (a pool
     confidence between two validation groups takes the lower group's accuracy; above the
-    highest, the highest's). With a ``pool_confidence_level`` its lower bound must: the mean minus
+    highest, the highest's). With a ``confidence_level`` its lower bound must: the mean minus
     ``z`` standard errors, each isotonic block's estimate weighted by the pool images it holds,
     so a threshold that sends many pool images into a block measured on few validation
     images is not trusted (measured on the demo: a plain mean expected 91 % where 80 % were
@@ -355,7 +342,7 @@ def calibrate_scores(
         tally = _PoolTally(
             sorted((_checked_pool(c) for c in pool), reverse=True),
             isotonic_accuracy(_groups(pairs)),
-            config.pool_z,
+            config.z,
         )
     n_validation = len(pairs)
     target, z = config.resolved_target, config.z

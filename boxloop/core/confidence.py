@@ -8,9 +8,10 @@ Every predicted box falls in one of three score bands (scores in ``[0, 1]``)::
     [keep_threshold, 1]           kept: these boxes become the auto-label
 
 An aggregator turns the kept and ambiguous scores into one number in ``[0, 1]``. The local
-detector's prototype found that plain ``min``/``mean`` of kept scores miss images with a
-half-confident extra or missed object, and that ``ambiguity`` (its ``min_amb``) ranks the
-most confident images best (research/local-detector.md §5), so ``ambiguity`` is the default.
+detector's prototype found that plain ``min`` of kept scores (the AWS samples' rule) misses
+images with a half-confident extra or missed object, and that ``ambiguity`` (its ``min_amb``)
+ranks the most confident images best (research/local-detector.md §5). The prototype's other
+aggregators (mean kept score, ambiguous-box count) ranked worse and were removed.
 ``margin`` is ``ambiguity`` generalised to keep thresholds other than 0.5 (identical ranking at
 0.5); with ``keep_threshold`` 0.6 it ranked the demo detector's images better (see its doc).
 
@@ -31,7 +32,7 @@ from typing import Literal, Protocol
 from boxloop.core.detections import Detections
 from boxloop.core.errors import BoxError, ConfigError
 
-AggregatorName = Literal["min", "mean", "ambiguity", "margin", "ambiguous_count"]
+AggregatorName = Literal["min", "ambiguity", "margin"]
 """The registered aggregators (see :data:`AGGREGATORS`)."""
 
 DEFAULT_BAND_LOW = 0.15
@@ -55,17 +56,13 @@ class Aggregator(Protocol):
 def aggregate_min(
     kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
 ) -> float:
-    """The lowest kept score: one doubtful box makes the whole image doubtful."""
+    """The lowest kept score: one doubtful box makes the whole image doubtful.
+
+    The AWS samples' rule (an image is auto-labeled when every kept box scores >= 0.5), kept
+    so the label-efficiency benchmark can run it (``bench.label_efficiency.configs``).
+    """
     del ambiguous, keep_threshold
     return min(kept, default=1.0)
-
-
-def aggregate_mean(
-    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
-) -> float:
-    """The mean kept score (1.0 with nothing kept)."""
-    del ambiguous, keep_threshold
-    return math.fsum(kept) / len(kept) if kept else 1.0
 
 
 def aggregate_ambiguity(
@@ -102,21 +99,11 @@ def aggregate_margin(
     return min(kept_room, dropped_room)
 
 
-def aggregate_ambiguous_count(
-    kept: Sequence[float], ambiguous: Sequence[float], keep_threshold: float, /
-) -> float:
-    """``1 / (1 + number of ambiguous boxes)``: 1.0, 0.5, 0.33, ... ; kept scores are ignored."""
-    del kept, keep_threshold
-    return 1.0 / (1 + len(ambiguous))
-
-
 AGGREGATORS: Mapping[AggregatorName, Aggregator] = MappingProxyType(
     {
         "min": aggregate_min,
-        "mean": aggregate_mean,
         "ambiguity": aggregate_ambiguity,
         "margin": aggregate_margin,
-        "ambiguous_count": aggregate_ambiguous_count,
     }
 )
 """Name -> aggregator; the config names one of these keys."""
@@ -224,8 +211,7 @@ def image_confidence(
 
     * "truly empty" (no box at or above ``band_low``): ``1 - s`` with ``s < band_low``, so at
       least ``1 - band_low`` (0.85 by default), and 1.0 when the floor removed everything;
-    * "everything missed?" (ambiguous boxes only): at most ``1 - max ambiguous score``, and
-      lower for ``ambiguous_count`` (at most 0.5).
+    * "everything missed?" (ambiguous boxes only): at most ``1 - max ambiguous score``.
 
     Args:
         predicted: The model's boxes for one image, pixels; every box must carry a score.

@@ -18,6 +18,7 @@ from boxloop.core.records import ID_KEY, PROVENANCE_KEY
 
 TargetMetric = Literal["mean_iou", "exact_match"]
 SelectionStrategy = Literal["least_confidence", "closest_to_threshold", "random"]
+Preannotate = Literal["pool", "none"]
 
 DEFAULT_HYPERPARAMETERS: dict[str, str] = {
     # The built-in Object Detection algorithm (SSD); values as the AWS samples use them, with
@@ -64,6 +65,10 @@ class LoopConfig:
     selection_strategy: SelectionStrategy = "least_confidence"
     max_label_attempts: int = 2
     workers_per_object: int = 1
+    # Pool images a model has scored reach the labeler with its kept boxes as suggestions
+    # ("pool"), or never ("none"). Validation, audit and seed images never get them: their
+    # labels measure the model, and anchoring them on its guesses would bias calibration.
+    preannotate: Preannotate = "pool"
     task_title: str = "Draw a box around each object"
     task_description: str = "Draw a tight box around every visible object of the listed classes."
     task_time_limit_s: int = 300
@@ -79,25 +84,12 @@ class LoopConfig:
     # choosing exact_match alone does not keep mean IoU's 0.6.
     target_value: float | None = None
     confidence_level: float | None = 0.9
-    pool_confidence_level: float | None = 0.9
     min_validation: int = 50
     min_accepted: int = 20
     # A fixed image-confidence cut instead of calibration, as the AWS samples use (0.4/0.5):
     # for comparisons in benchmarks; calibration is the default because a fixed cut has no
     # accuracy guarantee.
     fixed_threshold: float | None = None
-    # Calibrate for the pool images a threshold would accept, not only for validation (see
-    # boxloop.core.calibration): later rounds' pools crowd just above any threshold.
-    calibrate_on_pool: bool = True
-    # Validation images go through the same auto-label decisions as the pool: one whose
-    # confidence reached an applied threshold stops calibrating, because the pool images like
-    # it are labeled already, and random open pool images join validation (labeled by humans)
-    # to keep min_validation. Without it, later rounds calibrate on easy images that no longer
-    # stand for the hard pool that is left (measured with 0.6 bounds: a round-2 threshold
-    # expected 92 % on the pool that was left and delivered 80 %).
-    # Off by default: with 0.8 bounds it halved the demo's machine share (46 % -> 24 %), since
-    # ~80 hard validation images left could certify no later threshold.
-    shadow_validation: bool = False
     # Auto-label only with the last model the loop trains (or when it stops sooner): earlier
     # rounds calibrate and report what they would label, and humans still get the least
     # confident batches, which are the same images either way. Images an early, weaker model
@@ -159,7 +151,6 @@ class LoopConfig:
             metric=self.target_metric,
             target=self.target_value,
             confidence_level=self.confidence_level,
-            pool_confidence_level=self.pool_confidence_level,
             min_validation=self.min_validation,
             min_accepted=self.min_accepted,
         )
@@ -419,6 +410,7 @@ _RULES: dict[str, _Number | _Check] = {
     # 1-5000 tasks at once.
     "workers_per_object": _Number(int, 1, 9),
     "task_title": _is_task_title,
+    "preannotate": _one_of(get_args(Preannotate)),
     "task_description": _is_task_description,
     "task_time_limit_s": _Number(int, 30, 28_800),
     "task_availability_s": _Number(int, 60, 864_000),
@@ -429,12 +421,9 @@ _RULES: dict[str, _Number | _Check] = {
     "target_value": _Number(float, 0.0, 1.0, open_low=True, optional=True),
     # A level below 0.5 bounds from above; 1 has an infinite quantile.
     "confidence_level": _Number(float, 0.5, 1.0, open_high=True, optional=True),
-    "pool_confidence_level": _Number(float, 0.5, 1.0, open_high=True, optional=True),
     "min_validation": _Number(int, 1, _MAX),
     "min_accepted": _Number(int, 1, _MAX),
     "fixed_threshold": _Number(float, 0.0, 1.0, optional=True),
-    "calibrate_on_pool": _is_bool,
-    "shadow_validation": _is_bool,
     "defer_auto_labels": _is_bool,
     "last_model_epochs_factor": _Number(float, 1.0, 10.0),
     "aggregator": _one_of(get_args(Aggregator)),

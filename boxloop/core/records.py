@@ -42,10 +42,6 @@ class Provenance:
         attempts: Human labeling attempts that failed or expired.
         audit: True for an image sent to humans as an audit of would-be auto-labels.
         image_wh: The image size, once known (from the label or the image header).
-        would_auto_at: For a validation image, the iteration whose applied threshold its
-            confidence reached: the pool images like it were auto-labeled then, so it no
-            longer stands for the pool that is left and stops calibrating (see
-            ``LoopConfig.shadow_validation``).
         image_check: ``"ok"`` once ingest has read the image header and found an image the
             batch transform can take; else why it cannot (``format``, ``channels``,
             ``payload``, ``incomplete``, ``unreadable``, see ``boxloop.core.image_size``):
@@ -62,7 +58,6 @@ class Provenance:
     attempts: int = 0
     audit: bool = False
     image_wh: tuple[int, int] | None = None
-    would_auto_at: int | None = None
     image_check: str | None = None
     image_problem: str | None = None
 

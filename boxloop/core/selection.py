@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from boxloop.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
 
 Strategy = Literal["random", "least_confidence", "closest_to_threshold"]
 """How the learning batch is ranked (see :func:`select`)."""
@@ -36,15 +35,13 @@ class Candidate:
         record_id: The ledger id; assumed unique in the pool.
         confidence: The image confidence in ``[0, 1]``; ``None`` when the model has not
             predicted it yet (ranked as the least certain image).
-        class_ids: Class ids of the predicted (kept) boxes, for per-class quotas.
 
     Raises:
-        ValueError: For an empty id, a confidence outside ``[0, 1]`` or a negative class id.
+        ValueError: For an empty id or a confidence outside ``[0, 1]``.
     """
 
     record_id: str
     confidence: float | None
-    class_ids: tuple[int, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if not isinstance(self.record_id, str) or not self.record_id:
@@ -56,9 +53,6 @@ class Candidate:
             raise ValueError(
                 f"{self.record_id}: confidence must be in [0, 1] or None, got {conf!r}"
             )
-        object.__setattr__(self, "class_ids", tuple(self.class_ids))
-        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in self.class_ids):
-            raise ValueError(f"{self.record_id}: class_ids must be ints >= 0, got {self.class_ids}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,7 +124,6 @@ def _check(
     strategy: str,
     seed: int | str,
     threshold: float | None,
-    per_class_quota: Mapping[int, int],
     audit_share: float,
 ) -> None:
     problems: list[str] = []
@@ -148,11 +141,6 @@ def _check(
         problems.append("strategy 'closest_to_threshold' needs a threshold")
     if not (isinstance(audit_share, int | float) and 0.0 <= audit_share <= 1.0):
         problems.append(f"audit_share must be in [0, 1], got {audit_share!r}")
-    problems.extend(
-        f"per_class_quota[{c!r}] must map a class id >= 0 to an int >= 0, got {q!r}"
-        for c, q in per_class_quota.items()
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (c, q))
-    )
     if problems:
         raise ConfigError(problems)
 
@@ -164,7 +152,6 @@ def select(
     seed: int | str,
     *,
     threshold: float | None = None,
-    per_class_quota: Mapping[int, int] | None = None,
     audit_share: float = 0.0,
 ) -> Selection:
     """Pick ``min(k, pool size)`` images for humans in one pass over the pool.
@@ -185,14 +172,8 @@ def select(
 
       Candidates without a confidence rank first under both uncertainty strategies; ties
       fall back to the keyed hash, then the record id.
-    * **Per-class quotas** (learning batch only): before the ranking fills the rest, classes
-      are served round-robin in ascending id order, one image per class per round: the class's
-      best-ranked unchosen image predicted to contain it, until the batch holds
-      ``per_class_quota[c]`` images predicted to contain ``c`` (an image counts for every class
-      it contains), the class has no such image left, or the slots run out. Images without
-      predictions count for no class.
 
-    Memory is O(k + sum of quotas + number of quota classes * audit size), whatever the pool.
+    Memory is O(k), whatever the pool.
 
     Args:
         candidates: The pool, streamed; record ids unique.
@@ -201,7 +182,6 @@ def select(
         seed: Makes ``random``, the audit and all tie-breaks reproducible.
         threshold: The current auto-labeling threshold, or ``None`` when nothing is
             auto-labeled (then nothing is a would-be auto-label).
-        per_class_quota: Minimum images per predicted class id in the learning batch.
         audit_share: Share of the ``k`` slots given to the audit, in ``[0, 1]``.
 
     Returns:
@@ -210,57 +190,40 @@ def select(
     Raises:
         ConfigError: Listing every invalid argument.
     """
-    quotas = dict(per_class_quota or {})
-    _check(k, strategy, seed, threshold, quotas, audit_share)
-    quotas = {c: q for c, q in quotas.items() if q > 0}
+    _check(k, strategy, seed, threshold, audit_share)
     n_audit = math.floor(audit_share * k + 0.5) if threshold is not None else 0
     main, audit = _Best(k), _Best(n_audit)
-    per_class = {c: _Best(q + n_audit) for c, q in quotas.items()}
     n_pool = n_auto = 0
     for candidate in candidates:
         n_pool += 1
         conf = candidate.confidence
         is_auto = threshold is not None and conf is not None and conf >= threshold
         n_auto += is_auto
-        key: _Key = (int(is_auto), _strategy_value(strategy, conf, threshold),
-                     keyed_hash(seed, candidate.record_id), candidate.record_id)
+        key: _Key = (
+            int(is_auto),
+            _strategy_value(strategy, conf, threshold),
+            keyed_hash(seed, candidate.record_id),
+            candidate.record_id,
+        )
         main.push(key, candidate)
-        for class_id in set(candidate.class_ids) & quotas.keys():
-            per_class[class_id].push(key, candidate)
         if is_auto:
-            audit_key = (0, 0.0, keyed_hash(seed, candidate.record_id, salt="audit"),
-                         candidate.record_id)
+            audit_key = (
+                0,
+                0.0,
+                keyed_hash(seed, candidate.record_id, salt="audit"),
+                candidate.record_id,
+            )
             audit.push(audit_key, candidate)
 
     audit_ids = tuple(entry.candidate.record_id for entry in audit.ranked())
     slots = min(k, n_pool) - len(audit_ids)
-    chosen: dict[str, _Entry] = {}
-    have: Counter[int] = Counter()
     taken = set(audit_ids)
-
-    def take(entry: _Entry) -> None:
-        chosen[entry.candidate.record_id] = entry
-        taken.add(entry.candidate.record_id)
-        have.update(set(entry.candidate.class_ids))
-
-    queues = {c: iter(per_class[c].ranked()) for c in sorted(quotas)}
-    while queues and len(chosen) < slots:
-        for class_id in list(queues):
-            if len(chosen) >= slots:
-                break
-            if have[class_id] >= quotas[class_id]:
-                del queues[class_id]
-                continue
-            entry = next((e for e in queues[class_id] if e.candidate.record_id not in taken), None)
-            if entry is None:
-                del queues[class_id]
-            else:
-                take(entry)
+    chosen: dict[str, _Entry] = {}
     for entry in main.ranked():
         if len(chosen) >= slots:
             break
         if entry.candidate.record_id not in taken:
-            take(entry)
+            chosen[entry.candidate.record_id] = entry
     ranked = sorted(chosen.values(), key=lambda entry: entry.key)
     return Selection(
         for_humans=tuple(entry.candidate.record_id for entry in ranked),

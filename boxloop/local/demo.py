@@ -39,7 +39,6 @@ DEMO_OVERRIDES: dict[str, Any] = {
     "target_metric": "exact_match",
     "target_value": 0.9,
     "confidence_level": 0.8,
-    "pool_confidence_level": 0.8,
     "audit_share": 0.05,
     # Four rounds of training, then the rest goes to humans: every image ends labeled. Three
     # batches of 53 cost the human labels of four of 40 and a round's time less (~100 s).

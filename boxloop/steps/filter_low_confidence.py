@@ -91,30 +91,24 @@ def _joined(
 def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
     """Calibrate the threshold on this iteration's predictions for human-labeled validation.
 
-    With ``shadow_validation`` a validation image that an earlier applied threshold would have
-    auto-labeled is left out, as the pool images like it are no longer in the pool.
-
-    With ``calibrate_on_pool`` the confidences of the images the threshold may auto-label are
-    collected in the same pass (8 bytes each) so the threshold holds for them too. Only the
-    lines needed are parsed here; the second pass parses every line.
+    The confidences of the images the threshold may auto-label are collected in the same pass
+    (8 bytes each) so the threshold holds for them too. Only the lines needed are parsed here;
+    the second pass parses every line.
     """
     attr = config.label_attribute
-    pool = array("d") if config.calibrate_on_pool else None
+    pool = array("d")
 
     def needed(obj: dict[str, Any]) -> bool:
         role = _role(obj)
-        return role == "validation" or (
-            pool is not None and role in ("seed", "pool") and attr not in obj
-        )
+        return role == "validation" or (role in ("seed", "pool") and attr not in obj)
 
     pairs = []
     for record, prediction in _joined(run, config, predictions_uri, where=needed):
-        if pool is not None and prediction is not None and _can_be_auto_labeled(record, prediction):
+        if prediction is not None and _can_be_auto_labeled(record, prediction):
             pool.append(prediction.confidence)
             continue
         if (
             record.provenance.role != "validation"
-            or (config.shadow_validation and record.provenance.would_auto_at is not None)
             or not record.is_human_labeled
             or prediction is None
             or prediction.missing
@@ -166,21 +160,6 @@ def _auto_label(
     )
 
 
-def _would_be_auto_labeled(
-    record: Record, prediction: Prediction | None, threshold: float | None
-) -> bool:
-    """A validation image still calibrating whose confidence reaches the applied threshold."""
-    return (
-        threshold is not None
-        and prediction is not None
-        and not prediction.missing
-        and record.provenance.role == "validation"
-        and record.provenance.would_auto_at is None
-        and prediction.confidence is not None
-        and prediction.confidence >= threshold
-    )
-
-
 def _would_be_threshold(
     calibration: Calibration, config: LoopConfig, *, passed: bool
 ) -> float | None:
@@ -211,7 +190,6 @@ class _Written:
     counts: dict[str, Any]
     spent: IterationCost
     auto: int
-    retired: int
     histogram: list[int]
 
     def new_labels(self, run: RunState) -> int:
@@ -250,15 +228,11 @@ def _write_next_ledger(
 ) -> _Written:
     """Write the next ledger, auto-labeling the open images at or above ``threshold``."""
     histogram = [0] * HISTOGRAM_BINS  # of pool confidences; a list of them was O(pool)
-    auto = retired = 0
+    auto = 0
 
     def updated() -> Iterator[Record]:
-        nonlocal auto, retired
+        nonlocal auto
         for record, prediction in _joined(run, config, predictions_uri):
-            if config.shadow_validation and _would_be_auto_labeled(record, prediction, threshold):
-                retired += 1
-                yield record.with_provenance(would_auto_at=run.iteration)
-                continue
             if prediction is None or not _can_be_auto_labeled(record, prediction):
                 yield record
                 continue
@@ -288,7 +262,7 @@ def _write_next_ledger(
         auto_label_usd=config.price_per_auto_label_usd,
     )
     spent = iteration_cost(human_labels=counts["human"], auto_labels=counts["auto"], prices=prices)
-    return _Written(ledger, counts, spent, auto, retired, histogram)
+    return _Written(ledger, counts, spent, auto, histogram)
 
 
 def stop_superseded_inference_jobs(inference: dict[str, Any]) -> list[str]:
@@ -365,7 +339,6 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             "lower_bound": calibration.lower_bound,
             "coverage": calibration.coverage,
             "n_validation": calibration.n_validation,
-            "validation_retired": written.retired,
             "n_accepted": calibration.n_accepted,
             "pool_expected_accuracy": calibration.pool_expected_accuracy,
             "pool_lower_bound": calibration.pool_lower_bound,

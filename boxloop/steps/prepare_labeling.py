@@ -1,11 +1,11 @@
 """Prepare labeling: choose the images humans label next and write their input manifest.
 
-Unlabeled validation images always go first (no calibration without them), with random pool
-images that replace retired validation images (``shadow_validation``); then, until the training
-seed is complete, a random seed; after that the pool images the selection strategy ranks first
-plus a random audit share of would-be auto-labels: images the validation evidence alone would
-accept that the applied threshold held back (see ``filter_low_confidence``). Merge makes
-audited images validation images, so the next calibration has evidence where they lie.
+Unlabeled validation images always go first (no calibration without them); then, until the
+training seed is complete, a random seed; after that the pool images the selection strategy
+ranks first plus a random audit share of would-be auto-labels: images the validation
+evidence alone would accept that the applied threshold held back (see
+``filter_low_confidence``). Merge makes audited images validation images, so the next
+calibration has evidence where they lie.
 
 Ground Truth takes at most 100,000 objects per labeling job (``max_objects_per_labeling_job``),
 and iteration 0 alone sends every unlabeled validation image plus the seed. So the iteration's
@@ -30,6 +30,8 @@ from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
 from boxloop.core.selection import Candidate, select
+from boxloop.labeling.preannotations import PREANNOTATIONS_KEY, wants_preannotations
+from boxloop.steps.preannotate import preannotations_for
 from boxloop.steps.run import KMS_ENV, MAX_LEDGER_PARTS, RunState, iter_records, part_name
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ class _Scan:
     candidates: tuple[Candidate, ...]
     human_training: int
     human_total: int
-    validation_calibrating: int
-    validation_retired: int
 
 
 def _is_open(record: Record, config: LoopConfig) -> bool:
@@ -63,17 +63,12 @@ def _is_open(record: Record, config: LoopConfig) -> bool:
 def _scan(run: RunState, config: LoopConfig) -> _Scan:
     gaps: list[str] = []
     candidates: list[Candidate] = []
-    human_training = human_total = calibrating = retired = 0
+    human_training = human_total = 0
     for record in iter_records(run.ledger, config.label_attribute, trusted=True):
         role = record.provenance.role
         human_total += record.is_human_labeled
         if record.is_human_labeled and role in ("seed", "pool"):
             human_training += 1
-        if role == "validation":
-            if record.provenance.would_auto_at is None:
-                calibrating += 1
-            else:
-                retired += 1
         if not _is_open(record, config):
             continue
         if role == "validation":
@@ -85,17 +80,7 @@ def _scan(run: RunState, config: LoopConfig) -> _Scan:
         candidates=tuple(candidates),
         human_training=human_training,
         human_total=human_total,
-        validation_calibrating=calibrating,
-        validation_retired=retired,
     )
-
-
-def _n_refill(scan: _Scan, config: LoopConfig) -> int:
-    """How many pool images join validation: retired ones replaced, up to ``min_validation``."""
-    if not config.shadow_validation:
-        return 0
-    missing = max(0, config.min_validation - scan.validation_calibrating)
-    return min(missing, scan.validation_retired, len(scan.candidates))
 
 
 def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, Any]]:
@@ -114,14 +99,6 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
     candidates = scan.candidates
     if config.finish_with_humans and run.iteration > config.last_training_iteration:
         batch = len(candidates)  # after the last model: everything still open goes to humans
-    else:
-        n_refill = _n_refill(scan, config)
-        if budget is not None:
-            n_refill = max(0, min(n_refill, budget - len(chosen)))
-        if n_refill:
-            refill = select(candidates, n_refill, "random", f"{config.seed}-refill-{run.iteration}")
-            chosen.update({rid: {"role": "validation"} for rid in refill.for_humans})
-            candidates = tuple(c for c in candidates if c.record_id not in chosen)
     room = batch if budget is None else max(0, min(batch, budget - len(chosen)))
     if room == 0 or not candidates:
         return chosen
@@ -223,6 +200,7 @@ def _write_input_manifest(
     for) twice.
     """
     count = 0
+    suggestions = preannotations_for(run, config, members)
     with open_for_write(manifest) as out:
         picked = iter_records(
             run.ledger,
@@ -233,15 +211,11 @@ def _write_input_manifest(
         for record in picked:
             if record.id not in members or record.is_labeled:
                 continue
-            provenance = record.with_provenance(**members[record.id]).provenance
-            write_json_line(
-                out,
-                {
-                    SOURCE_REF: record.source_ref,
-                    ID_KEY: record.id,
-                    PROVENANCE_KEY: provenance.to_json(),
-                },
-            )
+            provenance = record.with_provenance(**members[record.id]).provenance.to_json()
+            line = {SOURCE_REF: record.source_ref, ID_KEY: record.id, PROVENANCE_KEY: provenance}
+            if record.id in suggestions and wants_preannotations(provenance, config.preannotate):
+                line[PREANNOTATIONS_KEY] = suggestions[record.id]
+            write_json_line(out, line)
             count += 1
     return count
 

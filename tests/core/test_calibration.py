@@ -295,7 +295,6 @@ def test_calibrate_scores_raises_on_out_of_range(pair: tuple[float, float]) -> N
         ({"confidence_level": 0.3}, "confidence_level must be"),
         # 100 % confidence has an infinite quantile
         ({"confidence_level": 1.0}, "confidence_level must be"),
-        ({"pool_confidence_level": 0.2}, "pool_confidence_level must be"),
         # minimum sizes must be positive ints
         ({"min_accepted": 0}, "min_accepted must be an int >= 1"),
         # a float size
@@ -431,7 +430,6 @@ SHIFT_CONFIG = CalibrationConfig(
     metric="exact_match",
     target=0.8,
     confidence_level=None,
-    pool_confidence_level=None,
     min_accepted=5,
     min_validation=10,
 )
@@ -500,7 +498,7 @@ def test_calibrate_scores_pool_bound_distrusts_many_pool_images_on_few_validatio
     pool = [0.25] * 200
     # WHEN calibrating with and without a bound on the pool
     plain = calibrate_scores(validation, SHIFT_CONFIG, pool=pool)
-    bounded_config = dataclasses.replace(SHIFT_CONFIG, pool_confidence_level=0.9)
+    bounded_config = dataclasses.replace(SHIFT_CONFIG, confidence_level=0.9)
     bounded = calibrate_scores(validation, bounded_config, pool=pool)
     # THEN the plain mean trusts the 3 perfect images for all 200 pool images
     assert plain.threshold == 0.2

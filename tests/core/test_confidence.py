@@ -85,8 +85,6 @@ MIXED = (0.9, 0.7, 0.4, 0.1, 0.01)
     [
         # min: weakest kept box
         ("min", MIXED, 0.7),
-        # mean: mean of kept boxes only
-        ("mean", MIXED, 0.8),
         # ambiguity: the lower of 0.7 and 1 - 0.4
         ("ambiguity", MIXED, 0.6),
         # margin at keep 0.5: the lower of (0.7 - 0.5) / 0.5 and (0.5 - 0.4) / 0.5
@@ -95,26 +93,16 @@ MIXED = (0.9, 0.7, 0.4, 0.1, 0.01)
         ("margin", (0.3, 0.2), 0.4),
         # margin, truly empty: capped on its own scale, (0.5 - 0.1) / 0.5
         ("margin", (0.1,), 0.8),
-        # ambiguous_count: one ambiguous box -> 1 / 2
-        ("ambiguous_count", MIXED, 0.5),
-        # ambiguous_count: three ambiguous boxes -> 1 / 4, kept scores ignored
-        ("ambiguous_count", (0.99, 0.2, 0.3, 0.4), 0.25),
         # min with nothing kept ("everything missed?"): capped at 1 - max ambiguous
         ("min", (0.3, 0.2), 0.7),
-        # mean with nothing kept: same cap
-        ("mean", (0.3, 0.2), 0.7),
         # ambiguity with nothing kept: same value by its own formula
         ("ambiguity", (0.3, 0.2), 0.7),
-        # ambiguous_count with nothing kept: 1 / 3 is below the cap 0.7
-        ("ambiguous_count", (0.3, 0.2), 1 / 3),
         # truly empty images score the same under every aggregator: 1 - 0.1
         ("min", (0.1,), 0.9),
-        # truly empty: mean
-        ("mean", (0.1,), 0.9),
-        # truly empty: ambiguous_count
-        ("ambiguous_count", (0.1,), 0.9),
+        # truly empty: ambiguity
+        ("ambiguity", (0.1,), 0.9),
         # truly empty with no box at all: 1.0 under any aggregator
-        ("ambiguous_count", (), 1.0),
+        ("min", (), 1.0),
     ],
 )
 def test_image_confidence_aggregator_table(

@@ -75,7 +75,6 @@ def records(draw: st.DrawFn) -> Record:
         attempts=draw(st.integers(0, 5)),
         audit=draw(st.booleans()),
         image_wh=draw(st.none() | st.tuples(st.integers(1, 8000), st.integers(1, 8000))),
-        would_auto_at=draw(st.none() | st.integers(0, 50)),
     )
     extra = draw(
         st.dictionaries(

@@ -104,62 +104,6 @@ def test_select_audit_size_table(
     assert not set(result.for_humans) & set(result.audit)
 
 
-def classed(record_id: str, confidence: float, *class_ids: int) -> Candidate:
-    return Candidate(record_id, confidence, class_ids)
-
-
-COMMON = [classed(f"c{i:02}", i / 100, 0) for i in range(50)]  # class 0, conf 0.00..0.49
-RARE = [classed("r1", 0.8, 7), classed("r2", 0.85, 7), classed("r3", 0.6, 7)]
-
-
-@pytest.mark.parametrize(
-    ("quota", "k", "expected_rare"),
-    [
-        # no quota: the rare, confident images are never picked
-        (None, 10, set()),
-        # quota 2: the two least confident images of class 7
-        ({7: 2}, 10, {"r3", "r1"}),
-        # quota above what exists: every class-7 image
-        ({7: 5}, 10, {"r1", "r2", "r3"}),
-        # quota 0 is no quota
-        ({7: 0}, 10, set()),
-        # a quota for a class nobody predicts changes nothing
-        ({9: 3}, 10, set()),
-    ],
-)
-def test_select_per_class_quota_table(
-    quota: dict | None, k: int, expected_rare: set[str]
-) -> None:
-    result = select(COMMON + RARE, k, "least_confidence", 0, per_class_quota=quota)
-    assert len(result.for_humans) == k
-    assert {r for r in result.for_humans if r.startswith("r")} == expected_rare
-
-
-def test_select_per_class_quota_round_robin_when_slots_are_scarce() -> None:
-    candidates = [*COMMON, *(classed(f"one{i}", 0.9, 1) for i in range(3)),
-                  *(classed(f"two{i}", 0.9, 2) for i in range(3))]
-    result = select(candidates, 2, "least_confidence", 0, per_class_quota={1: 2, 2: 2})
-    assert sorted(r[:3] for r in result.for_humans) == ["one", "two"]
-
-
-def test_select_per_class_quota_counts_an_image_for_every_class() -> None:
-    candidates = [*COMMON, classed("both", 0.7, 1, 2), classed("one", 0.8, 1),
-                  classed("two", 0.8, 2)]
-    result = select(candidates, 3, "least_confidence", 0, per_class_quota={1: 1, 2: 1})
-    assert result.for_humans == ("c00", "c01", "both")
-
-
-def test_select_per_class_quota_skips_images_taken_by_the_audit() -> None:
-    # With threshold 0.5 the rare images are the only would-be auto-labels, and seed 0 audits
-    # r2 and r3 (smallest audit hashes). r3 is class 7's best-ranked (least confident) image,
-    # so the quota must reach past the audit to r1.
-    result = select(COMMON + RARE, 10, "least_confidence", 0, threshold=0.5,
-                    per_class_quota={7: 1}, audit_share=0.2)
-    assert set(result.audit) == {"r2", "r3"}
-    assert "r1" in result.for_humans
-    assert len(result.for_humans) == 8
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -175,10 +119,6 @@ def test_select_per_class_quota_skips_images_taken_by_the_audit() -> None:
         ({"audit_share": 1.5}, "audit_share must be in"),
         # float seed would make hashes depend on float formatting
         ({"seed": 1.5}, "seed must be an int or a string"),
-        # negative class id
-        ({"per_class_quota": {-1: 2}}, r"per_class_quota\[-1\]"),
-        # negative quota
-        ({"per_class_quota": {1: -1}}, r"per_class_quota\[1\]"),
     ],
 )
 def test_select_raises_table(kwargs: dict, message: str) -> None:
@@ -200,8 +140,6 @@ def test_select_lists_every_problem_at_once() -> None:
         (("", 0.5), "record_id must be a non-empty string"),
         # confidence above 1
         (("a", 1.2), "confidence must be in"),
-        # negative class id
-        (("a", 0.5, (1, -1)), "class_ids must be ints >= 0"),
     ],
 )
 def test_candidate_raises_table(args: tuple, message: str) -> None:
@@ -209,19 +147,15 @@ def test_candidate_raises_table(args: tuple, message: str) -> None:
         Candidate(*args)
 
 
-def test_candidate_class_ids_become_a_tuple() -> None:
-    assert Candidate("a", 0.5, [3, 1]).class_ids == (3, 1)  # type: ignore[arg-type]
-
-
 def test_select_memory_grows_with_k_not_pool() -> None:
     def stream(n: int) -> Iterator[Candidate]:
         for i in range(n):
-            yield Candidate(f"record-{i:08}", (i * 7919 % 10007) / 10007, (i % 5,))
+            yield Candidate(f"record-{i:08}", (i * 7919 % 10007) / 10007)
 
     tracemalloc.start()
     try:
         result = select(stream(20_000), 10, "least_confidence", 0, threshold=0.9,
-                        per_class_quota={3: 2}, audit_share=0.2)
+                        audit_share=0.2)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -232,7 +166,7 @@ def test_select_memory_grows_with_k_not_pool() -> None:
 
 def _oracle(candidates: list[Candidate], k: int, strategy: str, seed: int,
             threshold: float | None, audit_share: float) -> Selection:
-    """Brute force without quotas: sort the whole pool."""
+    """Brute force: sort the whole pool."""
     def is_auto(c: Candidate) -> bool:
         return threshold is not None and c.confidence is not None and c.confidence >= threshold
 
@@ -261,7 +195,6 @@ candidates_st = st.lists(
         Candidate,
         st.text(alphabet="abcdef", min_size=1, max_size=4),
         st.one_of(st.none(), st.sampled_from([0.0, 0.2, 0.5, 0.7, 1.0]), st.floats(0, 1)),
-        st.lists(st.integers(0, 3), max_size=3).map(tuple),
     ),
     max_size=40,
     unique_by=lambda c: c.record_id,
@@ -291,36 +224,3 @@ def test_select_matches_brute_force_and_ignores_input_order(
     random.Random(order_seed).shuffle(shuffled)
     assert select(shuffled, k, strategy, seed, threshold=threshold,
                   audit_share=audit_share) == result
-
-
-@given(
-    candidates=candidates_st,
-    k=st.integers(0, 50),
-    strategy=st.sampled_from(STRATEGIES),
-    quota=st.dictionaries(st.integers(0, 4), st.integers(0, 6), max_size=4),
-    threshold=st.one_of(st.none(), st.sampled_from([0.5, 0.9])),
-    audit_share=st.sampled_from([0.0, 0.2]),
-    order_seed=st.integers(0, 1000),
-)
-def test_select_meets_quotas_when_slots_allow(
-    candidates: list[Candidate], k: int, strategy: Strategy, quota: dict[int, int],
-    threshold: float | None, audit_share: float, order_seed: int,
-) -> None:
-    if strategy == "closest_to_threshold" and threshold is None:
-        threshold = 0.5
-    kwargs = {"threshold": threshold, "per_class_quota": quota, "audit_share": audit_share}
-    result = select(candidates, k, strategy, 0, **kwargs)
-    size = min(k, len(candidates))
-    assert len(result.for_humans) + len(result.audit) == size
-    assert not set(result.for_humans) & set(result.audit)
-    assert len(set(result.for_humans)) == len(result.for_humans)
-    if size - len(result.audit) >= sum(quota.values()):
-        chosen = [c for c in candidates if c.record_id in result.for_humans]
-        for class_id, q in quota.items():
-            available = [c for c in candidates
-                         if class_id in c.class_ids and c.record_id not in result.audit]
-            have = sum(class_id in c.class_ids for c in chosen)
-            assert have >= min(q, len(available)), class_id
-    shuffled = list(candidates)
-    random.Random(order_seed).shuffle(shuffled)
-    assert select(shuffled, k, strategy, 0, **kwargs) == result

@@ -233,59 +233,6 @@ def test_filter_low_confidence_leaves_human_validation_test_and_missing_images_a
         assert after[name] == before[name], name
 
 
-@pytest.mark.parametrize("shadow", [True, False])
-def test_filter_low_confidence_retires_validation_images_the_threshold_would_auto_label(
-    tmp_path, iteration, make_config, read_jsonl, shadow
-):
-    # GIVEN validation images at 0.9 (right) and 0.3 (wrong), and a threshold of 0.9
-    run, _, scenario = iteration
-    config = make_config(
-        min_validation=20, target_value=0.6, confidence_level=0.9, shadow_validation=shadow
-    )
-    # WHEN the filter applies it
-    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
-    # THEN the validation images at or above it stop calibrating, as their like in the pool did
-    lines = _by_name(read_jsonl, after.ledger)
-    retired = {n for n, line in lines.items() if "would_auto_at" in line.get("boxloop", {})}
-    assert retired == ({f"val-good-{i}" for i in range(N_GOOD)} if shadow else set())
-    assert _report(after)["calibration"]["validation_retired"] == len(retired)
-
-
-@pytest.mark.parametrize(
-    ("shadow", "n_validation", "threshold"), [(True, 20, None), (False, 40, 0.9)]
-)
-def test_filter_low_confidence_calibrates_without_retired_validation_images(
-    tmp_path,
-    scenario,
-    make_config,
-    make_run,
-    ledger_line,
-    gt_fields,
-    shadow,
-    n_validation,
-    threshold,
-):
-    # GIVEN the right validation images retired by an earlier round, the wrong ones not
-    scenario.validation()
-    scenario.lines = [
-        {**line, "boxloop": {**line["boxloop"], "would_auto_at": 0}}
-        if "val-good" in line["source-ref"]
-        else line
-        for line in scenario.lines
-    ]
-    scenario.pool("pool-hi", 0.95)
-    config = make_config(
-        min_validation=20, target_value=0.6, confidence_level=0.9, shadow_validation=shadow
-    )
-    run = make_run(scenario.lines, config, iteration=1)
-    # WHEN the filter calibrates
-    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
-    # THEN only the images still like the pool calibrate: all wrong, so no threshold
-    calibration = _report(after)["calibration"]
-    assert calibration["n_validation"] == n_validation
-    assert calibration["threshold"] == threshold
-
-
 def test_filter_low_confidence_writes_the_iteration_report(tmp_path, iteration):
     run, config, scenario = iteration
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
@@ -486,7 +433,6 @@ def _edge_pool_round(
         target_metric="exact_match",
         target_value=0.8,
         confidence_level=None,
-        pool_confidence_level=None,
         min_validation=20,
         min_accepted=5,
         **overrides,
@@ -494,24 +440,11 @@ def _edge_pool_round(
     return make_run(scenario.lines, config, iteration=2), config
 
 
-@pytest.mark.parametrize(
-    ("calibrate_on_pool", "threshold", "auto"), [(True, 0.9, 0), (False, 0.5, 10)]
-)
 def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
-    tmp_path,
-    scenario,
-    make_config,
-    make_run,
-    gt_fields,
-    ledger_line,
-    calibrate_on_pool,
-    threshold,
-    auto,
+    tmp_path, scenario, make_config, make_run, gt_fields, ledger_line
 ):
     # GIVEN a later round's pool whose images all sit just above 0.5, where validation is 60 %
-    run, config = _edge_pool_round(
-        scenario, make_config, make_run, gt_fields, ledger_line, calibrate_on_pool=calibrate_on_pool
-    )
+    run, config = _edge_pool_round(scenario, make_config, make_run, gt_fields, ledger_line)
 
     # WHEN the filter runs
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
@@ -519,16 +452,13 @@ def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
     # THEN validation alone would accept 0.5, but the pool images there are expected 60% right,
     # so pool-aware calibration keeps the threshold at 0.9 and auto-labels none of them
     calibration = _report(after)["calibration"]
-    assert calibration["threshold"] == threshold
-    assert after.counts["auto"] == auto
+    assert calibration["threshold"] == 0.9
+    assert after.counts["auto"] == 0
     # AND from 0.5 up they are would-be auto-labels, which next round's audit samples
     assert calibration["validation_threshold"] == 0.5
     assert after.model["would_be_threshold"] == 0.5
-    if calibrate_on_pool:
-        assert calibration["n_pool_accepted"] == 0
-        assert calibration["pool_expected_accuracy"] is None
-    else:
-        assert calibration["n_pool_accepted"] is None
+    assert calibration["n_pool_accepted"] == 0
+    assert calibration["pool_expected_accuracy"] is None
 
 
 def test_filter_low_confidence_leaves_held_back_images_to_the_next_audit(

@@ -248,67 +248,6 @@ def test_prepare_labeling_finishes_with_humans_on_the_last_iteration(
     assert prepare_labeling(run, config)["count"] == expected_count
 
 
-@pytest.fixture
-def retired_ledger(gt_fields, ledger_line):
-    """After a round that auto-labeled: 2 of 3 labeled validation images retired, 10 pool."""
-    return [
-        *(
-            ledger_line(_ref(f"seed-{i}"), label=gt_fields(boxes=BOX), role="seed")
-            for i in range(4)
-        ),
-        *(
-            ledger_line(
-                _ref(f"val-{i}"), label=gt_fields(boxes=BOX), role="validation", would_auto_at=1
-            )
-            for i in range(2)
-        ),
-        ledger_line(_ref("val-open"), label=gt_fields(boxes=BOX), role="validation"),
-        *(ledger_line(_ref(f"pool-{i}"), confidence=i / 20) for i in range(10)),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("shadow", "min_validation", "refilled"),
-    [
-        (True, 2, 1),  # one calibrates, two are needed: one retired image is replaced
-        (True, 20, 2),  # many more are needed: only as many as were retired
-        (True, 1, 0),  # enough still calibrate
-        (False, 20, 0),  # off: retired images are not replaced
-    ],
-)
-def test_prepare_labeling_replaces_retired_validation_with_random_pool_images(
-    make_config, make_run, read_jsonl, retired_ledger, shadow, min_validation, refilled
-):
-    # GIVEN validation images retired by an applied threshold, and a batch of 3
-    config = make_config(
-        seed_size=4, batch_size=3, min_validation=min_validation, shadow_validation=shadow
-    )
-    run = make_run(retired_ledger, config, iteration=2, model={"threshold": 0.9, "name": "m"})
-    # WHEN the human batch is prepared
-    chosen = _chosen(read_jsonl, prepare_labeling(run, config))
-    # THEN the replacements join validation on top of the batch of the 3 least confident others
-    pool = [record_id(_ref(f"pool-{i}")) for i in range(10)]  # least confident first
-    joined = {rid for rid, line in chosen.items() if line["boxloop"].get("role") == "validation"}
-    assert len(joined) == refilled
-    assert joined <= set(pool)
-    assert set(chosen) - joined == set([rid for rid in pool if rid not in joined][:3])
-
-
-def test_prepare_labeling_draws_validation_replacements_by_seed_and_iteration(
-    make_config, make_run, read_jsonl, retired_ledger
-):
-    def replacements(iteration: int) -> set[str]:
-        config = make_config(seed_size=4, batch_size=1, min_validation=20, shadow_validation=True)
-        chosen = _chosen(
-            read_jsonl,
-            prepare_labeling(make_run(retired_ledger, config, iteration=iteration), config),
-        )
-        return {rid for rid, line in chosen.items() if line["boxloop"].get("role")}
-
-    assert replacements(2) == replacements(2)
-    assert len({frozenset(replacements(i)) for i in range(2, 8)}) > 1  # random, not by confidence
-
-
 # Parts: Ground Truth takes at most 100,000 objects per labeling job, and iteration 0 sends every
 # unlabeled validation image plus the seed. The selection is written once per iteration and sent
 # in parts of at most max_objects_per_labeling_job, each with its own job, all before training.
