@@ -10,9 +10,19 @@ from boxloop.cli.common import EXIT_OK, add_run_options, detector_settings, pars
 from boxloop.core.errors import ConfigError
 
 
-def _workforce(args: argparse.Namespace, labels: Any) -> Any:
+def _workforce(args: argparse.Namespace, labels: Any, announce: Any) -> Any:
     from boxloop.local.workforce import ImportWorkforce, SimulatedWorkforce
 
+    if args.workforce == "browser":
+        from boxloop.local.workforce.browser import BrowserWorkforce
+
+        return BrowserWorkforce(
+            Path(args.out) / "labeling",
+            host=args.host,
+            port=args.port,
+            lease_s=args.lease_seconds,
+            announce=announce,
+        )
     if args.workforce == "simulated":
         if not args.reference:
             raise ConfigError(["--workforce simulated needs --reference REF.manifest"])
@@ -42,6 +52,8 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
     from boxloop.local.progress import ProgressPrinter, print_headline
 
     labels = LabelConfig.from_json(read_text(args.labels), source=args.labels)
+    printer = ProgressPrinter()
+    workforce = _workforce(args, labels, printer.console.print)
     if args.images:
         lines, base = manifest_from_images(Path(args.images)), Path(args.images)
     else:
@@ -50,7 +62,7 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
         manifest_lines=lines,
         base_dir=base,
         labels=labels,
-        workforce=_workforce(args, labels),
+        workforce=workforce,
         out_dir=Path(args.out),
         overrides=parse_set(args.set),
         detector=detector_settings(args, 2400),
@@ -58,8 +70,13 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
         resume_ledger=Path(args.resume) if args.resume else None,
         keep_run_files=args.keep_run_files,
     )
-    with ProgressPrinter() as printer:
-        result = run_local(request, printer)
+    try:
+        with printer:
+            result = run_local(request, printer)
+    finally:
+        close = getattr(workforce, "close", None)  # the browser workforce's server
+        if close is not None:
+            close()
     print_headline(result)
     return EXIT_OK
 
@@ -77,7 +94,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="class names: label category config, class-map JSON or JSON list",
     )
-    run.add_argument("--workforce", choices=["simulated", "import"], default="simulated")
+    run.add_argument(
+        "--workforce",
+        choices=["simulated", "import", "browser"],
+        default="simulated",
+        help="who labels: simulated annotators (--reference), imported labels "
+        "(--import-labels), or people in their browser (the run prints the URL)",
+    )
+    run.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="--workforce browser: address to serve on (0.0.0.0 lets other machines in)",
+    )
+    run.add_argument(
+        "--port", type=int, default=0, help="--workforce browser: port (default: a free one)"
+    )
+    run.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=600.0,
+        help="--workforce browser: an image opened and not submitted returns after this long",
+    )
     run.add_argument(
         "--reference",
         help="reference labels (Ground Truth manifest): the "

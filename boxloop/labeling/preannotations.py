@@ -4,8 +4,9 @@ PrepareLabeling writes them into each pool image's labeling input line under
 `PREANNOTATIONS_KEY` (the latest model's kept boxes, those at or above ``keep_threshold``), so
 the labeling job needs no other lookup, on either host. Validation, audit, seed and test
 images never carry them: their human labels measure the model, and anchoring them on the
-model's guesses would bias calibration. The key is an input-only field: the ledger never keeps
-it (`boxloop.core.records` drops it), so it cannot grow the ledger or reach the output.
+model's guesses would bias calibration. The key is an input-only field: the labeling job's
+output lines leave it out (the local runner; the AWS finish step must too), so it never
+reaches merge, the ledger or the run's output.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from typing import Any
 from boxloop.labeling.contract import PreBox
 
 PREANNOTATIONS_KEY = "boxloop-preannotations"
-PREANNOTATE_CHOICES = ("pool", "none")
-"""``preannotate`` setting: ``pool`` (default) shows model boxes on pool images; ``none``
-never shows them. Other roles never get them, whatever the setting."""
 
 
 def task_role(provenance: dict[str, Any]) -> str:
@@ -26,11 +24,15 @@ def task_role(provenance: dict[str, Any]) -> str:
 
 
 def wants_preannotations(provenance: dict[str, Any], setting: str) -> bool:
-    """Whether an image with this (input-line) provenance gets model boxes under ``setting``."""
+    """Whether an image with this (input-line) provenance gets model boxes.
+
+    ``setting`` is ``LoopConfig.preannotate``: ``pool`` (default) shows them on pool images,
+    ``none`` never; other roles never get them, whatever the setting.
+    """
     return setting == "pool" and task_role(provenance) == "pool"
 
 
-def field_from_prediction(prediction: dict[str, Any], model: str | None) -> dict[str, Any]:
+def field_from_prediction(prediction: dict[str, Any]) -> dict[str, Any]:
     """The input-line field for one ``predictions.jsonl`` line: its kept boxes, pixel xywh.
 
     ``kept`` rows are ``[class_id, score, x_min, y_min, x_max, y_max]`` (post-processing's).
@@ -46,7 +48,7 @@ def field_from_prediction(prediction: dict[str, Any], model: str | None) -> dict
         ]
         for c, s, x1, y1, x2, y2 in prediction.get("kept") or ()
     ]
-    return {"model": model, "boxes": boxes}
+    return {"boxes": boxes}
 
 
 def preboxes_from_field(value: Any) -> tuple[PreBox, ...]:

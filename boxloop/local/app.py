@@ -142,6 +142,27 @@ def _save_latest_ledger(root: str, out_dir: Path, mapping: dict[str, str]) -> Pa
     return out_dir / LEDGER_ON_FAILURE
 
 
+def _interrupted(request: LocalRunRequest, mapping: dict[str, str]) -> LocalRunError:
+    """Ctrl-C: stop the workforce, save the latest ledger, say how to resume.
+
+    Labels people already submitted in the browser are in ``<out>/labeling/journal.jsonl``;
+    a resumed run finds them there by image and does not ask for them again.
+    """
+    close = getattr(request.workforce, "close", None)
+    if close is not None:
+        close()
+    roots = sorted(
+        {key.split("/ledger/")[0] for key in iter_keys(f"s3://{BUCKET}/runs/") if "/ledger/" in key}
+    )
+    saved = (
+        _save_latest_ledger(f"s3://{BUCKET}/{roots[-1]}", request.out_dir, mapping)
+        if roots
+        else None
+    )
+    where = f"; resume with --resume {saved}" if saved else "; nothing was labeled yet"
+    return LocalRunError(f"the run was interrupted{where}")
+
+
 def _stage_inputs(request: LocalRunRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
     """Upload images and the input (manifest or resume ledger); returns input URI, mapping."""
     lines = request.manifest_lines
@@ -188,7 +209,10 @@ def run_local(
             ),
             request.labels.class_names,
         )
-        run = run_execution(execution_input, name=request.run_name, on_event=on_event)
+        try:
+            run = run_execution(execution_input, name=request.run_name, on_event=on_event)
+        except KeyboardInterrupt:
+            raise _interrupted(request, mapping) from None
         run_files = out / RUN_FILES
         if request.keep_run_files:
             shutil.rmtree(run_files, ignore_errors=True)

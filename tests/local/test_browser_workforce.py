@@ -46,7 +46,7 @@ def _job(tmp: Path, n: int, *, name: str = "job-1", workers: int = 1, roles=None
             role = (roles or {}).get(i, "pool")
             line["boxloop"] = {"role": role} if role != "audit" else {"audit": True}
             if role == "pool":
-                line[PREANNOTATIONS_KEY] = {"model": "m", "boxes": [[1, 0.8, 2, 3, 10, 12]]}
+                line[PREANNOTATIONS_KEY] = {"boxes": [[1, 0.8, 2, 3, 10, 12]]}
             out.write(json.dumps(line) + "\n")
     categories = tmp / "categories.json"
     categories.write_text(json.dumps(LabelConfig(CLASSES).to_label_category_config()))
@@ -111,6 +111,7 @@ def test_scripted_labeler_labels_a_batch_and_the_manifest_holds_its_boxes(tmp_pa
     assert len(announced) == 1 and announced[0].endswith(f"#token={wf.token}")
     lines = _output(tmp_path)
     assert set(lines) == set(answered)
+    assert not any(PREANNOTATIONS_KEY in line for line in lines.values())  # input-only field
     for rid, (task, boxes) in answered.items():
         label = record_to_label(lines[rid], ATTR, image_id=rid)
         assert label.human_annotated and label.job_name == "labeling-job/job-1"
@@ -142,12 +143,17 @@ def test_killed_mid_batch_resumes_with_every_answer_kept(tmp_path):
     stop, before = threading.Event(), {}
     labeler = threading.Thread(target=_label_until, args=(Labeler(url), stop, before, 2))
     labeler.start()
-    runner = threading.Thread(target=_run_job, args=(first, request, tmp_path), daemon=True)
+    results = []
+    runner = threading.Thread(
+        target=lambda: results.append(_run_job(first, request, tmp_path)), daemon=True
+    )
     runner.start()
     labeler.join(timeout=20)
     assert len(before) == 2
-    first.close()  # the server goes away mid-batch; the runner thread never finishes
-    assert runner.is_alive()  # the job never finished
+    first.close()  # the server goes away mid-batch (Ctrl-C): the waiting job ends, failed
+    runner.join(timeout=10)
+    (failed,) = results
+    assert failed.status == "Failed" and "3 of 5 images unanswered" in failed.failure_reason
 
     # Second run (a resumed run: new job name): only the three left are served.
     request2 = _job(tmp_path, 5, name="job-1-resumed")

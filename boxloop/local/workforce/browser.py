@@ -19,6 +19,7 @@ import secrets
 import sys
 from typing import TYPE_CHECKING, Any
 
+from boxloop.core.errors import BoxloopError
 from boxloop.core.records import PROVENANCE_KEY
 from boxloop.labeling.api import DEFAULT_LEASE_S, LabelingApi
 from boxloop.labeling.auth import ImageSigner, TokenAuth
@@ -90,6 +91,7 @@ class BrowserWorkforce:
         self.store: JournalStore | None = None
         self.server: LabelingServer | None = None
         self._summaries: dict[str, dict[str, Any]] = {}
+        self._stopped = False
 
     @property
     def url(self) -> str | None:
@@ -99,6 +101,7 @@ class BrowserWorkforce:
     def start(self) -> str:
         """Open the journal and start the server (once); returns the URL."""
         if self.server is None:
+            self._stopped = False
             self.store = JournalStore(self.labeling_dir / JOURNAL_FILE)
             signer = ImageSigner(secrets.token_bytes(32))
             api = LabelingApi(
@@ -119,7 +122,15 @@ class BrowserWorkforce:
         return self.url or ""
 
     def close(self) -> None:
-        """Stop the server and close the journal (every answer is on disk already)."""
+        """Stop the server and close the journal (every answer is on disk already).
+
+        A batch still waiting for answers ends with a `BoxloopError` (its job fails; nothing
+        is lost: the answers are in the journal, and a resumed run takes them from there).
+        """
+        self._stopped = True
+        if self.store is not None:
+            with self.store.changed:
+                self.store.changed.notify_all()
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -199,6 +210,11 @@ class BrowserWorkforce:
                     last = (done, len(worked))
                 if done == total:
                     return
+                if self._stopped:
+                    raise BoxloopError(
+                        f"the labeling server stopped with {total - done} of {total} images "
+                        f"unanswered; the answers so far are kept in {store.path}"
+                    )
                 store.changed.wait(self.poll_s)
 
     def _results(

@@ -55,6 +55,7 @@ from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.labels import LabelConfig
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, record_id, write_json_line
 from boxloop.core.records import PROVENANCE_KEY
+from boxloop.labeling.preannotations import PREANNOTATIONS_KEY
 from boxloop.local.emulator.sagemaker_jobs import JobResult
 from boxloop.local.workforce.base import JobSpec, LabelTask, TaskResult, ground_truth_now
 from boxloop.local.workforce.results import JobStats, check_result, failure_fields
@@ -164,7 +165,9 @@ class LabelingRunner:
                 if result is None:
                     continue
                 fields = {
-                    k: v for k, v in line.obj.items() if k not in (attr, attr + METADATA_SUFFIX)
+                    k: v
+                    for k, v in line.obj.items()
+                    if k not in (attr, attr + METADATA_SUFFIX, PREANNOTATIONS_KEY)
                 }
                 if result.label is not None:
                     fields.update(label_to_fields(result.label, attr))
