@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from boxloop.local.reporting import plots
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
+
+    from boxloop.local.reporting.gallery import GalleryItem
 
 DASH = "\u2014"
 _CSS = """
@@ -31,6 +33,9 @@ figure{margin:1.5em 0}img{max-width:100%;height:auto}
 figcaption{color:#555;font-size:.85em}.note{color:#888;font-style:italic}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.85em}
 dt{color:#666}dd{margin:0;word-break:break-all}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:.8em}
+.gallery figure{margin:0;border:1px solid #ddd;border-radius:6px;padding:.4em}
+.gallery figcaption{overflow-wrap:anywhere}code{background:#f3f3f3;padding:.1em .3em}
 """
 
 
@@ -239,6 +244,105 @@ def _figures(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> s
     return "".join(parts)
 
 
+def _seconds(value: float | None) -> str:
+    return DASH if value is None else f"{value:,.1f} s"
+
+
+def _effort_section(report: dict[str, Any]) -> str:
+    """Human time per image and per box, measured or simulated, and what pre-annotations saved."""
+    effort = report.get("human_effort")
+    if not effort:
+        return '<p class="note">No images went to humans in this run.</p>'
+    worked = effort.get("workforce_time") or {}
+    kind = "simulated" if worked.get("simulated") else "reported by the workforce"
+    rows = [_row(["", "Images", "Boxes", "Seconds", "Per image", "Per box"], "th")]
+    measured = effort.get("measured")
+    groups: list[tuple[str, dict[str, Any]]] = []
+    if measured:
+        groups += [
+            ("measured: all images", measured),
+            ("measured: with pre-annotations", measured.get("preannotated") or {}),
+            ("measured: from scratch", measured.get("from_scratch") or {}),
+        ]
+    groups.append((f"workforce time ({kind})", worked))
+    for name, group in groups:
+        rows.append(
+            _row(
+                [
+                    name,
+                    f"{group.get('images', 0):,}",
+                    f"{group.get('boxes', 0):,}",
+                    f"{group.get('seconds', 0):,.0f}",
+                    _seconds(group.get("seconds_per_image")),
+                    _seconds(group.get("seconds_per_box")),
+                ]
+            )
+        )
+    notes = [
+        f"{effort.get('labeled_images', 0):,} images labeled by "
+        f"{', '.join(effort.get('workforces') or ()) or DASH} annotators in "
+        f"{effort.get('jobs', 0):,} labeling jobs. Images count once per annotator."
+    ]
+    if measured:
+        saving = measured.get("preannotation_saving")
+        if saving:
+            notes.append(
+                f"Pre-annotations saved {_seconds(saving['seconds_per_image'])} per image "
+                f"({_pct(saving['fraction'], 0)} of the time from scratch)."
+            )
+        else:
+            notes.append(
+                "No saving measured: it needs images both with and without pre-annotations."
+            )
+        notes.append(
+            f"Boxes drawn: {measured.get('boxes_drawn', 0):,}; model boxes accepted "
+            f"{measured.get('model_boxes_accepted', 0):,}, moved "
+            f"{measured.get('model_boxes_moved', 0):,}, deleted "
+            f"{measured.get('model_boxes_deleted', 0):,}."
+        )
+    else:
+        notes.append(
+            "No human time was measured (label in the browser, --workforce browser, to "
+            "measure it); the cost above is simulated at the configured price per label."
+        )
+    return (
+        '<div class="scroll"><table>' + "".join(rows) + "</table></div>"
+        f'<p class="small">{escape(" ".join(notes))}</p>'
+    )
+
+
+def _gallery_section(gallery: Sequence[GalleryItem] | None, review_dir: str) -> str:
+    """The least confident auto-labels as thumbnails, and how to open the run for review."""
+    review = (
+        f"<p>To look at every label and correct any, open the run in the labeling app: "
+        f"<code>boxloop review {escape(review_dir)}</code> (corrections become human labels "
+        f"in the output manifest).</p>"
+    )
+    if not gallery:
+        return review + '<p class="note">No auto-labels to show.</p>'
+    figures = []
+    for item in gallery:
+        uri = item.data_uri()
+        name = item.source_ref.rsplit("/", 1)[-1]
+        image = (
+            f'<img alt="{escape(name)}" src="{uri}">'
+            if uri
+            else f'<p class="note">{escape(name)}: image not readable</p>'
+        )
+        threshold = "" if item.threshold is None else f" (threshold {item.threshold:.3f})"
+        iteration = "" if item.iteration is None else f", iteration {item.iteration}"
+        caption = (
+            f"confidence {item.confidence:.3f}{threshold}{iteration}, {item.boxes} boxes: "
+            f"{item.source_ref}"
+        )
+        figures.append(f"<figure>{image}<figcaption>{escape(caption)}</figcaption></figure>")
+    return (
+        '<p class="small">The auto-labels the model was least sure of, lowest confidence '
+        "first: where a wrong label is likeliest.</p>"
+        f'<div class="gallery">{"".join(figures)}</div>' + review
+    )
+
+
 def _details(report: dict[str, Any]) -> str:
     model = report.get("model") or {}
     items = [
@@ -253,16 +357,28 @@ def _details(report: dict[str, Any]) -> str:
     )
 
 
-def render_html_report(report: dict[str, Any], *, reference_eval: dict[str, Any] | None) -> str:
+def render_html_report(
+    report: dict[str, Any],
+    *,
+    reference_eval: dict[str, Any] | None,
+    gallery: Sequence[GalleryItem] | None = None,
+    review_dir: str = "OUT",
+) -> str:
     """The report page as a string; see `write_html_report`."""
     title = f"boxloop run {report.get('run_id') or ''}".strip()
+    measured = (report.get("human_effort") or {}).get("measured")
     sections = [
         f"<h1>{escape(title)}</h1>",
-        '<p class="sub">Active-learning bounding-box labeling: simulated run report.</p>',
+        '<p class="sub">Active-learning bounding-box labeling: '
+        f"{'run' if measured else 'simulated run'} report.</p>",
         _cards(report, reference_eval),
         _details(report),
         "<h2>Iterations</h2>",
         _iteration_table(report, reference_eval),
+        "<h2>Human effort</h2>",
+        _effort_section(report),
+        "<h2>Least confident auto-labels</h2>",
+        _gallery_section(gallery, review_dir),
     ]
     if reference_eval is not None:
         sections += ["<h2>Accuracy vs reference</h2>", _reference_table(reference_eval)]
@@ -276,7 +392,11 @@ def render_html_report(report: dict[str, Any], *, reference_eval: dict[str, Any]
 
 
 def write_html_report(
-    report: dict[str, Any], out_html: Path, *, reference_eval: dict[str, Any] | None = None
+    report: dict[str, Any],
+    out_html: Path,
+    *,
+    reference_eval: dict[str, Any] | None = None,
+    gallery: Sequence[GalleryItem] | None = None,
 ) -> Path:
     """Write the run report as a single self-contained HTML file.
 
@@ -292,10 +412,15 @@ def write_html_report(
         out_html: Where to write; parent folders are created.
         reference_eval: ``evaluate_against_reference``'s result, or ``None`` when the run has
             no reference labels.
+        gallery: The least confident auto-labels (``least_confident_auto_labels``), shown as
+            thumbnails above the line that names ``boxloop review <out_html's folder>``.
 
     Returns:
         ``out_html``.
     """
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    out_html.write_text(render_html_report(report, reference_eval=reference_eval), encoding="utf-8")
+    page = render_html_report(
+        report, reference_eval=reference_eval, gallery=gallery, review_dir=str(out_html.parent)
+    )
+    out_html.write_text(page, encoding="utf-8")
     return out_html
