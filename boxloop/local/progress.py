@@ -162,23 +162,37 @@ def pace_text(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds:.0f} s"
 
 
+LOG_EVERY_S = 30.0
+"""Without a terminal, a step's progress is printed as a plain line this often."""
+
+
 class ProgressPrinter:
     """A callable for ``run_local(on_event=...)`` that prints as the run goes.
 
     Entered as a context manager it also listens to :func:`step_progress` and draws a live bar
     per step under the step lines (on a terminal; elsewhere the bar's final state is printed
-    once when it closes, so logs get one line per bar, not hundreds). The bar shows the time
-    left while it runs and the time taken once done.
+    once when it closes, and a plain line every ``log_every_s`` meanwhile, so a log shows a
+    long step alive in a few lines). The bar shows the time left while it runs and the time
+    taken once done.
     """
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        log_every_s: float = LOG_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # Bound to today's stdout: a job runner that redirects stdout for a while (the
         # processing script's output) must not swallow the progress lines printed meanwhile.
         self.console = console or Console(file=sys.stdout, highlight=False)
         self.iteration = 0
+        self.log_every_s = log_every_s
+        self._clock = clock
         self._lock = threading.RLock()
         self._bars: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
+        self._logged: dict[str, float] = {}
         self._listening: Any = None
 
     def __enter__(self) -> ProgressPrinter:
@@ -233,6 +247,19 @@ class ProgressPrinter:
             )
             if update.finished:
                 self._close(update.step)
+            elif not self.console.is_terminal:
+                self._log(update)
+
+    def _log(self, update: StepProgress) -> None:
+        """A plain line now and then where no live bar can be drawn (a log file, a pipe)."""
+        now = self._clock()
+        last = self._logged.setdefault(update.step, now)
+        if now - last < self.log_every_s:
+            return
+        self._logged[update.step] = now
+        total = "?" if update.total is None else f"{update.total:,}"
+        detail = f", {update.detail}" if update.detail else ""
+        self.console.print(f"  {update.step}: {update.done:,}/{total} {update.unit}{detail}")
 
     def _open(self, update: StepProgress) -> TaskID:
         if self._bars is None:
@@ -258,6 +285,7 @@ class ProgressPrinter:
     def _close(self, step: str) -> None:
         """Stop ``step``'s bar (its last state stays on screen); caller holds the lock."""
         task = self._tasks.pop(step, None)
+        self._logged.pop(step, None)
         if task is None or self._bars is None:
             return
         self._bars.stop_task(task)

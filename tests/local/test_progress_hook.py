@@ -95,3 +95,19 @@ def test_step_meter_reports_the_pace_measured_from_its_first_report() -> None:
 )
 def test_pace_text_picks_a_readable_unit(seconds: float, text: str) -> None:
     assert pace_text(seconds) == text
+
+
+def test_printer_without_a_terminal_logs_a_plain_line_now_and_then() -> None:
+    out = io.StringIO()
+    now = iter([0.0, 10.0, 31.0, 40.0, 62.0])
+    printer = ProgressPrinter(
+        Console(file=out, width=160, force_terminal=False), log_every_s=30, clock=lambda: next(now)
+    )
+    with printer:
+        for done in (0, 100, 300, 400, 600):
+            step_progress(step="Train", done=done, total=2400, unit="image-steps", detail="d")
+    lines = [line.strip() for line in out.getvalue().splitlines() if line.strip()]
+    assert lines[:2] == [
+        "Train: 300/2,400 image-steps, d",
+        "Train: 600/2,400 image-steps, d",
+    ]
