@@ -209,6 +209,20 @@
     }
   }
 
+  /** Clicking one's name changes it (a shared browser, a typo); later answers carry the new one. */
+  async function renameWorker() {
+    if (!app.worker || !app.session) return;
+    const name = await askName();
+    try {
+      const answer = await api("POST", "/worker", { name });
+      app.worker.name = (answer.worker && answer.worker.name) || name;
+      storeSet("worker", app.worker);
+      $("worker-label").textContent = app.worker.name;
+    } catch (e) {
+      reportError(e);
+    }
+  }
+
   function applySession(session) {
     app.mode = session.mode === "review" ? "review" : "label";
     const job = session.job || {};
@@ -939,6 +953,7 @@
     window.addEventListener("resize", () => { if (app.imageW) fitView(); });
     window.addEventListener("pagehide", releaseOnLeave);
     $("btn-help").onclick = () => $("help-dialog").showModal();
+    $("worker-label").onclick = renameWorker;
     $("error-close").onclick = clearError;
     $("btn-submit").onclick = () => submit(false);
     $("btn-empty").onclick = () => submit(true);
