@@ -53,7 +53,9 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
 
     labels = LabelConfig.from_json(read_text(args.labels), source=args.labels)
     printer = ProgressPrinter()
-    workforce = _workforce(args, labels, printer.console.print)
+    workforce = _workforce(
+        args, labels, lambda text: printer.console.print(text, soft_wrap=True, markup=False)
+    )
     if args.images:
         lines, base = manifest_from_images(Path(args.images)), Path(args.images)
     else:
