@@ -7,98 +7,22 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from boxloop.core.config import LoopConfig
+from boxloop.core.config import SETTINGS, LoopConfig
 from boxloop.core.errors import ConfigError
+from boxloop.core.settings import HUMAN_LABELING, all_settings
+
+__all__ = ["DEFAULT_CONTEXT", "HUMAN_LABELING", "LOOP_FIELDS", "ContextReader"]
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-# The documented defaults; cdk.json's "context" block repeats them for users to read and edit
-# (tests/stacks/test_config.py keeps the two equal). Numbers may also arrive as strings: every
-# `cdk deploy -c key=value` value is a string.
-DEFAULT_CONTEXT: dict[str, Any] = {
-    "region": "",  # not chosen: the CLI's region (CDK_DEFAULT_REGION), else us-east-1
-    "jobPrefix": "boxloop",
-    "labels": ["car", "person", "bicycle"],
-    "labelAttributeName": "boxes",
-    "workteamArn": "",
-    "taskTitle": "Draw a box around each object",
-    "taskDescription": "Draw a tight box around every visible object of the listed classes.",
-    "workersPerObject": 1,
-    "taskTimeLimitSeconds": 300,
-    "taskAvailabilitySeconds": 864000,
-    "maxConcurrentTaskCount": 1000,
-    "targetMetric": "mean_iou",
-    "targetValue": None,
-    "seedSize": 100,
-    "batchSize": 100,
-    "auditShare": 0.05,
-    "validationFraction": 0.2,
-    "selectionStrategy": "least_confidence",
-    "deferAutoLabels": False,
-    "lastModelEpochsFactor": 1.0,
-    "maxIterations": 10,
-    "humanLabelBudget": None,
-    "costCapUsd": None,
-    "qualityGateMap": 0.0,
-    "hyperparameters": {},
-    "initialModelUri": "",
-    "trainingInstanceType": "ml.p3.2xlarge",
-    "transformInstanceType": "ml.c5.xlarge",
-    "processingInstanceType": "ml.m5.xlarge",
-    "notificationEmail": "",
-    "kmsKeyArn": "",
-    "imageBucketNames": [],
-    "tmpExpirationDays": 30,
-}
-
-# Context key -> LoopConfig field, for the keys that only the loop (the Lambdas) reads.
-LOOP_FIELDS: dict[str, str] = {
-    "jobPrefix": "job_prefix",
-    "labels": "labels",
-    "labelAttributeName": "label_attribute",
-    "taskTitle": "task_title",
-    "taskDescription": "task_description",
-    "workersPerObject": "workers_per_object",
-    "taskTimeLimitSeconds": "task_time_limit_s",
-    "taskAvailabilitySeconds": "task_availability_s",
-    "maxConcurrentTaskCount": "max_concurrent_tasks",
-    "targetMetric": "target_metric",
-    "targetValue": "target_value",
-    "seedSize": "seed_size",
-    "batchSize": "batch_size",
-    "auditShare": "audit_share",
-    "validationFraction": "validation_fraction",
-    "selectionStrategy": "selection_strategy",
-    "deferAutoLabels": "defer_auto_labels",
-    "lastModelEpochsFactor": "last_model_epochs_factor",
-    "maxIterations": "max_iterations",
-    "humanLabelBudget": "human_label_budget",
-    "costCapUsd": "cost_cap_usd",
-    "qualityGateMap": "quality_gate_map",
-    "hyperparameters": "hyperparameters",
-    "initialModelUri": "initial_model_uri",
-}
-_INT_KEYS = frozenset(
-    {
-        "workersPerObject",
-        "taskTimeLimitSeconds",
-        "taskAvailabilitySeconds",
-        "maxConcurrentTaskCount",
-        "seedSize",
-        "batchSize",
-        "maxIterations",
-        "tmpExpirationDays",
-    }
-)
-_FLOAT_KEYS = frozenset(
-    {"auditShare", "validationFraction", "qualityGateMap", "lastModelEpochsFactor"}
-)
-# null (or "", "null", "none" from -c) keeps LoopConfig's meaning of null: the metric's target.
-_OPTIONAL_SETTING_KEYS = frozenset({"targetValue"})
-_BOOL_KEYS = frozenset({"deferAutoLabels"})
-_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
-_OPTIONAL_NUMBER_KEYS = {"humanLabelBudget": int, "costCapUsd": float}
+DEFAULT_CONTEXT: dict[str, Any] = {s.context_key: s.context_default for s in all_settings()}
+"""Every context key and its default, from the settings' declarations (boxloop.core.settings);
+cdk.json's "context" block repeats them for users to read and edit (tests/stacks/test_config.py
+keeps the two equal). Every `cdk deploy -c key=value` value arrives as a string."""
+LOOP_FIELDS: dict[str, str] = {s.context_key: s.name for s in SETTINGS}
+"""Context key -> LoopConfig field, for the keys the loop (the Lambdas) reads."""
+_RULES = {s.context_key: s.rule for s in SETTINGS}
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _GPU_INSTANCE_TYPE = re.compile(r"^ml\.[pg]\d")
@@ -136,6 +60,13 @@ class ContextReader:
         value = self.text(key)
         if value and not pattern.match(value):
             self._bad(key, expected or f'"" or a value matching {pattern.pattern}')
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        """One of ``allowed`` (the first is the default for "" or null)."""
+        value = self.text(key) or allowed[0]
+        if value not in allowed:
+            self._bad(key, " or ".join(repr(a) for a in allowed))
         return value
 
     def arn(self, key: str, pattern: re.Pattern[str], region: str) -> str:
@@ -194,70 +125,10 @@ class ContextReader:
                 self.problems.append(f"context {key!r}: {name!r} is not a valid S3 bucket name")
         return names
 
-    def mapping(self, key: str) -> dict[str, Any]:
-        """A JSON object, given as an object or as JSON text."""
-        value = self.context[key]
-        if isinstance(value, str):
-            try:
-                value = json.loads(value or "{}")
-            except json.JSONDecodeError:
-                value = None
-        if not isinstance(value, dict):
-            self._bad(key, "a JSON object")
-            return {}
-        return value
-
-    def _optional(
-        self, key: str, kind: Callable[[Any], Any], expected: str, *, low: float | None = None
-    ) -> Any:
-        """A number, or None for null, "" or "null"/"none" from ``-c``."""
-        value = self.context[key]
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
-            return None
-        number = _number(value, kind)
-        if number is None or (low is not None and number < low):
-            self._bad(key, expected)
-        return number
-
-    def loop_value(self, key: str) -> Any:
-        """The context value converted to what LoopConfig expects (LoopConfig checks ranges)."""
-        value = self.context[key]
-        if key in _INT_KEYS or key in _FLOAT_KEYS:
-            number = _number(value, int if key in _INT_KEYS else float)
-            if number is None:
-                self._bad(key, "a number")
-            return number
-        if key in _BOOL_KEYS:
-            if isinstance(value, str):
-                value = _BOOL_TEXT.get(value.strip().lower(), value)
-            if not isinstance(value, bool):
-                self._bad(key, "true or false")
-            return value
-        if key in _OPTIONAL_SETTING_KEYS:
-            return self._optional(key, float, "a number, or null for the target metric's default")
-        if key in _OPTIONAL_NUMBER_KEYS:
-            kind = _OPTIONAL_NUMBER_KEYS[key]
-            return self._optional(key, kind, "a number >= 0, or null for no limit", low=0)
-        if key == "labels":
-            return list(self.names(key))
-        if key == "hyperparameters":
-            return {
-                name: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                for name, v in self.mapping(key).items()
-            }
-        if key == "initialModelUri":
-            uri = self.text(key)
-            if uri and not uri.startswith("s3://"):
-                self._bad(key, '"" or an s3:// URI of a model.tar.gz')
-            return uri or None
-        return self.text(key)
-
     def loop_config(self) -> LoopConfig | None:
         """The LoopConfig of the loop keys, or None with the problems recorded."""
-        before = len(self.problems)
-        data = {field: self.loop_value(key) for key, field in LOOP_FIELDS.items()}
-        if len(self.problems) > before:
-            return None
+        # Each value as its rule reads text (-c gives strings); LoopConfig names what is wrong.
+        data = {field: _RULES[key].parse(self.context[key]) for key, field in LOOP_FIELDS.items()}
         try:
             return LoopConfig.from_dict(data, source="context")
         except ConfigError as exc:
@@ -265,7 +136,6 @@ class ContextReader:
             return None
 
 
-_NONE = frozenset({"", "null", "none"})
 _KEY_OF_FIELD = {field: key for key, field in LOOP_FIELDS.items()}
 
 

@@ -20,8 +20,8 @@ from bench.label_efficiency.configs import CONFIGS
 from bench.label_efficiency.report import plot_curves, render, summarize, update_doc
 from bench.label_efficiency.runner import pin_worker, run_one
 from bench.scale.report import machine
+from boxloop.core.config import default_of
 from boxloop.local.defaults import DEMO_IMAGE_STEPS, DEMO_IMAGES
-from boxloop.local.demo import DEMO_OVERRIDES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--image-steps", type=int, default=DEMO_IMAGE_STEPS)
     parser.add_argument("--difficulty", type=float, default=0.3)
-    parser.add_argument("--max-iterations", type=int, default=DEMO_OVERRIDES["max_iterations"])
+    parser.add_argument("--max-iterations", type=int, default=default_of("max_iterations"))
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, cores split evenly")
     parser.add_argument("--work", default="/tmp/boxloop-bench")
     parser.add_argument("--out", type=Path, default=Path("bench/label_efficiency/results.json"))

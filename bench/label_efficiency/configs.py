@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from boxloop.local.demo import DEMO_OVERRIDES
-
-#: name -> loop settings on top of the demo's. Selection strategies share boxloop's policy;
-#: the policies share least-confidence selection, except the AWS sample's, which selects at
-#: random as the sample does.
+#: name -> loop settings on top of the defaults (LoopConfig's, the measured recipe). Selection
+#: strategies share boxloop's policy; the policies share least-confidence selection, except the
+#: AWS sample's, which selects at random as the sample does.
 CONFIGS: dict[str, dict[str, Any]] = {
     "boxloop/least_confidence": {},
     "boxloop/closest_to_threshold": {"selection_strategy": "closest_to_threshold"},
@@ -39,4 +37,4 @@ def overrides_for(name: str) -> dict[str, Any]:
     """The full loop settings of one configuration."""
     if name not in CONFIGS:
         raise KeyError(f"unknown configuration {name!r}; choose from {sorted(CONFIGS)}")
-    return {**DEMO_OVERRIDES, **CONFIGS[name]}
+    return dict(CONFIGS[name])

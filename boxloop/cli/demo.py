@@ -25,7 +25,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from boxloop.local.demo import DEMO_OVERRIDES, DemoSettings, run_demo
+    from boxloop.local.demo import DemoSettings, run_demo
     from boxloop.local.progress import ProgressPrinter, print_headline
 
     settings = DemoSettings(
@@ -35,7 +35,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         difficulty=args.difficulty,
         density=args.density,
         detector=detector_settings(args, DemoSettings().detector.image_steps),
-        overrides={**DEMO_OVERRIDES, **parse_set(args.set)},
+        overrides=parse_set(args.set),
         keep_run_files=args.keep_run_files,
     )
     print(

@@ -1,11 +1,12 @@
-"""The loop's settings: one frozen value built from defaults, stack context and run overrides."""
+"""The loop's settings: one frozen value, each field declared once with ``setting`` (see settings).
+
+The defaults are the measured recipe (``docs/benchmarks.md``): the demo, ``boxloop local run``
+and an AWS stack all start from them.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from boxloop.core.calibration import CalibrationConfig
@@ -13,8 +14,23 @@ from boxloop.core.confidence import AggregatorName as Aggregator
 from boxloop.core.confidence import ConfidenceConfig
 from boxloop.core.errors import ConfigError
 from boxloop.core.labels import LabelConfig
-from boxloop.core.manifests import SOURCE_REF
-from boxloop.core.records import ID_KEY, PROVENANCE_KEY
+from boxloop.core.setting_rules import (
+    DERIVED_HYPERPARAMETERS,
+    JOB_PREFIX,
+    LABEL_ATTRIBUTE,
+    MAX_COUNT,
+    METRIC_NAME,
+    TASK_DESCRIPTION,
+    TASK_TITLE,
+    Flag,
+    Hyperparameters,
+    Labels,
+    ModelUri,
+    Number,
+    OneOf,
+    hyperparameter_strings,
+)
+from boxloop.core.settings import NO_DEFAULT, Setting, declared_settings, setting
 
 TargetMetric = Literal["mean_iou", "exact_match"]
 SelectionStrategy = Literal["least_confidence", "closest_to_threshold", "random"]
@@ -37,104 +53,215 @@ DEFAULT_HYPERPARAMETERS: dict[str, str] = {
     "image_shape": "512",
     "mini_batch_size": "16",
 }
-DERIVED_HYPERPARAMETERS = frozenset({"num_classes", "num_training_samples", "label_width"})
+__all__ = ["DEFAULT_HYPERPARAMETERS", "DERIVED_HYPERPARAMETERS", "SETTINGS", "LoopConfig"]
+
+_FRACTION = Number(float, 0.0, 1.0)
+_PRICE = Number(float, 0.0, 1e6)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopConfig:
     """Everything a run of the loop needs to decide, besides the data itself.
 
-    Defaults follow Ground Truth where it publishes a figure (expected mean IoU 0.6 for boxes;
-    a 20 % validation share) and the prototype's lessons elsewhere (no auto-labeling before the
-    validation set is large enough; a lower confidence bound on the calibrated accuracy).
+    Each field is a setting declared once (``boxloop.core.settings.setting``): its type and
+    range, default and one line on when to change it. Bad values are all reported at once
+    when the value is built.
     """
 
-    labels: LabelConfig
-    label_attribute: str = "boxes"
-    job_prefix: str = "boxloop"
-    seed: int = 0
+    # fmt: off
+    labels: LabelConfig = setting(
+        NO_DEFAULT, Labels(), "class names, class id = position (context: a list or a,b,c)",
+        context_default=["car", "person", "bicycle"],
+    )
+    label_attribute: str = setting(
+        "boxes", LABEL_ATTRIBUTE,
+        "the manifest's label key; set it to the key of labels you already have",
+        context_key="labelAttributeName",
+    )
+    job_prefix: str = setting(
+        "boxloop", JOB_PREFIX,
+        "starts every SageMaker job name (IAM allows only those); change for a second stack",
+    )
+    seed: int = setting(
+        0, Number(int, 0, 2**63 - 1),
+        "random draws (roles, seed, audits); change to repeat a run on other draws",
+    )
     # Human labeling.
-    seed_size: int = 100
-    validation_fraction: float = 0.2
-    test_fraction: float = 0.0
-    batch_size: int = 100
+    seed_size: int = setting(
+        60, Number(int, 1, MAX_COUNT),
+        "first human batch to train on; raise when the first model ranks images poorly",
+    )
+    validation_fraction: float = setting(
+        0.12, Number(float, 0.0, 0.9, open_low=True),
+        "share of images humans label to certify auto-labels (~120 is what the demo needs); "
+        "lower it for large datasets",
+    )
+    test_fraction: float = setting(
+        0.0, Number(float, 0.0, 0.5),
+        "share held out of the loop, never labeled; raise to measure a run on your own labels",
+    )
+    batch_size: int = setting(
+        53, Number(int, 1, 1e6),
+        "images sent to humans per round; raise for large pools (each round trains once)",
+    )
     # Share of each batch given to a random audit of would-be auto-labels: open pool images the
-    # validation images alone would accept but the applied threshold (raised by the pool's
-    # test) held back. Their human labels join validation where the pool's images crowd.
-    audit_share: float = 0.05
-    selection_strategy: SelectionStrategy = "least_confidence"
-    max_label_attempts: int = 2
-    workers_per_object: int = 1
-    # Pool images a model has scored reach the labeler with its kept boxes as suggestions
-    # ("pool"), or never ("none"). Validation, audit and seed images never get them: their
-    # labels measure the model, and anchoring them on its guesses would bias calibration.
-    preannotate: Preannotate = "pool"
-    task_title: str = "Draw a box around each object"
-    task_description: str = "Draw a tight box around every visible object of the listed classes."
-    task_time_limit_s: int = 300
-    task_availability_s: int = 864_000
-    max_concurrent_tasks: int = 1000
+    # validation images alone would accept but the applied threshold held back. Their human
+    # labels join validation where the pool's images crowd.
+    audit_share: float = setting(
+        0.05, _FRACTION,
+        "share of each batch that audits would-be auto-labels; raise for more live evidence",
+    )
+    selection_strategy: SelectionStrategy = setting(
+        "least_confidence", OneOf(get_args(SelectionStrategy)),
+        "how a batch is picked; random only as a baseline",
+    )
+    max_label_attempts: int = setting(
+        2, Number(int, 1, 100), "times an image that failed or expired goes to humans again",
+    )
+    # HumanTaskConfig's limits: workers 1-9, a task 30 s - 8 h, available 60 s - 10 days,
+    # 1-5000 tasks at once.
+    workers_per_object: int = setting(
+        3, Number(int, 1, 9),
+        "workers per image, consolidated; 1 costs a third, but one worker's labels (~93 % exact) "
+        "cap what calibration can certify",
+    )
+    # Validation, audit and seed images never get suggestions: their labels measure the model,
+    # and anchoring them on its guesses would bias calibration.
+    preannotate: Preannotate = setting(
+        "pool", OneOf(get_args(Preannotate)),
+        "pool: workers see the model's kept boxes on pool images as suggestions; none: never",
+    )
+    task_title: str = setting(
+        "Draw a box around each object", TASK_TITLE, "the task's title, as workers read it",
+    )
+    task_description: str = setting(
+        "Draw a tight box around every visible object of the listed classes.",
+        TASK_DESCRIPTION, "the task's instructions, one line",
+    )
+    task_time_limit_s: int = setting(
+        300, Number(int, 30, 28_800), "seconds a worker has per image; raise for crowded images",
+        context_key="taskTimeLimitSeconds",
+    )
+    task_availability_s: int = setting(
+        864_000, Number(int, 60, 864_000),
+        "seconds an image waits for a worker before it expires",
+        context_key="taskAvailabilitySeconds",
+    )
+    max_concurrent_tasks: int = setting(
+        1000, Number(int, 1, 5000), "tasks open at once", context_key="maxConcurrentTaskCount",
+    )
     # Ground Truth takes at most 100,000 objects per labeling job; a larger batch (iteration 0
     # at a million images: every unlabeled validation image plus the seed) is sent in jobs of
     # at most this many, the rest carried into the next ones.
-    max_objects_per_labeling_job: int = 100_000
+    max_objects_per_labeling_job: int = setting(
+        100_000, Number(int, 1, 100_000),
+        "images per labeling job (Ground Truth's limit); lower to send a batch in parts",
+    )
     # Auto-labeling decision.
-    target_metric: TargetMetric = "mean_iou"
-    # None: the target metric's default (boxloop.core.calibration.DEFAULT_TARGETS), so that
-    # choosing exact_match alone does not keep mean IoU's 0.6.
-    target_value: float | None = None
-    confidence_level: float | None = 0.9
-    min_validation: int = 50
-    min_accepted: int = 20
-    # A fixed image-confidence cut instead of calibration, as the AWS samples use (0.4/0.5):
-    # for comparisons in benchmarks; calibration is the default because a fixed cut has no
-    # accuracy guarantee.
-    fixed_threshold: float | None = None
-    # Auto-label only with the last model the loop trains (or when it stops sooner): earlier
-    # rounds calibrate and report what they would label, and humans still get the least
-    # confident batches, which are the same images either way. Images an early, weaker model
-    # labels leave the pool, and later thresholds then meet harder survivors than validation
-    # holds: the demo's rounds delivered 86-89 % exact against 0.90 bounds. Replayed on three
-    # demo runs, the last model alone labeled 545-644 of the 661 open images at 89.6-91.9 %.
-    # It costs inference on the whole pool every round.
-    defer_auto_labels: bool = False
-    # Train the last model (see last_training_iteration) this many times the configured
-    # epochs. With defer_auto_labels it alone labels the pool, while earlier models only pick
-    # the human batches: on the demo, twice the training for the last round raised the share of
-    # open images it ranked right at 92 % from 80 to 93 %.
-    last_model_epochs_factor: float = 1.0
-    aggregator: Aggregator = "ambiguity"
-    score_floor: float = 0.05
-    keep_threshold: float = 0.5
-    quality_gate_map: float = 0.0
-    quality_gate_metric: str = "validation:mAP"
+    target_metric: TargetMetric = setting(
+        "exact_match", OneOf(get_args(TargetMetric)),
+        "what an auto-label must get right: exact_match (every box) or mean_iou (Ground "
+        "Truth's, met by empty images alone)",
+    )
+    # None: the target metric's default (boxloop.core.calibration.DEFAULT_TARGETS).
+    target_value: float | None = setting(
+        None, Number(float, 0.0, 1.0, open_low=True, optional=True),
+        "accuracy auto-labels must reach; null = the metric's default (exact 0.9, IoU 0.6)",
+    )
+    # A level below 0.5 bounds from above; 1 has an infinite quantile.
+    confidence_level: float | None = setting(
+        0.8, Number(float, 0.5, 1.0, open_high=True, optional=True),
+        "probability that the accuracy bound holds; raise for a safer promise, fewer auto-labels",
+    )
+    min_validation: int = setting(
+        40, Number(int, 1, MAX_COUNT),
+        "validation images needed before anything is auto-labeled",
+    )
+    min_accepted: int = setting(
+        15, Number(int, 1, MAX_COUNT),
+        "validation images a threshold must accept before it is trusted",
+    )
+    # A fixed image-confidence cut instead of calibration, as the AWS samples use (0.4/0.5).
+    fixed_threshold: float | None = setting(
+        None, Number(float, 0.0, 1.0, optional=True),
+        "a fixed confidence cut instead of calibration: for benchmarks only (no guarantee)",
+    )
+    # Auto-label only with the last model the loop trains (or when it stops sooner): images an
+    # early, weaker model labels leave the pool, and later thresholds then meet harder
+    # survivors than validation holds (docs/benchmarks.md).
+    defer_auto_labels: bool = setting(
+        True, Flag(),
+        "auto-label only with the last model; false labels earlier, below the target measured",
+    )
+    # Train the last model (see last_training_iteration) this many times the configured epochs.
+    last_model_epochs_factor: float = setting(
+        2.5, Number(float, 1.0, 10.0),
+        "the last model's training, times the epochs; lower to save training time",
+    )
+    aggregator: Aggregator = setting(
+        "margin", OneOf(get_args(Aggregator)),
+        "how box scores become an image's confidence; change only with a benchmark",
+    )
+    score_floor: float = setting(
+        0.05, _FRACTION, "box scores below this are noise to an image's confidence",
+    )
+    # keep_threshold 0 would keep every box, even those scored 0.
+    keep_threshold: float = setting(
+        0.6, Number(float, 0.0, 1.0, open_low=True),
+        "box score an auto-label keeps; tune with the detector (>= score_floor)",
+    )
+    quality_gate_map: float = setting(
+        0.0, _FRACTION, "validation mAP a model needs before it may auto-label",
+    )
+    quality_gate_metric: str = setting(
+        "validation:mAP", METRIC_NAME, "the training metric the quality gate reads",
+    )
     # Stop rules.
-    max_iterations: int = 10
+    max_iterations: int = setting(
+        5, Number(int, 1, 1000), "rounds of the loop; raise for large pools",
+    )
     # The last iteration sends every image still open to humans instead of one batch, so the
     # run ends with every image labeled (the human label budget still caps it).
-    finish_with_humans: bool = False
-    human_label_budget: int | None = None
-    cost_cap_usd: float | None = None
-    patience: int = 2
+    finish_with_humans: bool = setting(
+        True, Flag(),
+        "the last round sends every open image to humans; turn off (or set "
+        "human_label_budget) on large datasets",
+    )
+    human_label_budget: int | None = setting(
+        None, Number(int, 0, MAX_COUNT, optional=True),
+        "stop after this many human labels; null = no limit",
+    )
+    cost_cap_usd: float | None = setting(
+        None, Number(float, 0.0, MAX_COUNT, optional=True),
+        "stop when the labels' cost reaches this; null = no limit",
+    )
+    patience: int = setting(2, Number(int, 1, 1000), "rounds without new labels before stopping")
     # Training.
-    hyperparameters: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS))
-    initial_model_uri: str | None = None
+    hyperparameters: dict[str, str] = setting(
+        DEFAULT_HYPERPARAMETERS, Hyperparameters(),
+        "Object Detection hyperparameters, merged over boxloop's (config.py) by name",
+        context_default={},
+    )
+    initial_model_uri: str | None = setting(
+        None, ModelUri(), "a model.tar.gz the first round warm-starts from",
+        context_default="",
+    )
     # Costs for reports and the cost cap.
-    price_per_human_label_usd: float = 0.26
-    price_per_auto_label_usd: float = 0.08
+    price_per_human_label_usd: float = setting(
+        0.26, _PRICE, "what one human label costs, for reports and cost_cap_usd",
+    )
+    price_per_auto_label_usd: float = setting(
+        0.08, _PRICE, "what one auto-label costs, for reports and cost_cap_usd",
+    )
+    # fmt: on
 
     def __post_init__(self) -> None:
         # Whole floats (3.0, as some JSON writers send 3) become ints before anything reads them.
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            rule = _RULES.get(f.name)
-            if (
-                isinstance(rule, _Number)
-                and rule.kind is int
-                and isinstance(value, float)
-                and value.is_integer()
-            ):
-                object.__setattr__(self, f.name, int(value))
+        for s in SETTINGS:
+            rule = s.rule
+            value = getattr(self, s.name)
+            if isinstance(rule, Number) and rule.kind is int and isinstance(value, float):
+                object.__setattr__(self, s.name, rule.parse(value))
         problems = _problems(self)
         if problems:
             raise ConfigError(problems)
@@ -175,7 +302,7 @@ class LoopConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the label config becomes the list of class names)."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {s.name: getattr(self, s.name) for s in SETTINGS}
         data["labels"] = list(self.labels.class_names)
         return data
 
@@ -186,7 +313,7 @@ class LoopConfig:
         Raises:
             ConfigError: listing every unknown key and every invalid value.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {s.name for s in SETTINGS}
         problems = [f"{source}: unknown setting {k!r}" for k in sorted(set(data) - known)]
         values = {k: v for k, v in data.items() if k in known}
         if "labels" not in values:
@@ -201,14 +328,11 @@ class LoopConfig:
         if isinstance(values.get("hyperparameters"), dict):
             values["hyperparameters"] = {
                 **DEFAULT_HYPERPARAMETERS,
-                **_hyperparameter_strings(values["hyperparameters"]),
+                **hyperparameter_strings(values["hyperparameters"]),
             }
         if problems:
             raise ConfigError(problems)
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError([f"{source}: {exc}"]) from exc
+        return cls(**values)
 
     def with_overrides(self, overrides: dict[str, Any], *, source: str = "overrides") -> LoopConfig:
         """A copy with run-time overrides (e.g. from the execution input) applied.
@@ -220,241 +344,30 @@ class LoopConfig:
         if isinstance(overrides.get("hyperparameters"), dict):
             merged["hyperparameters"] = {
                 **self.hyperparameters,
-                **_hyperparameter_strings(overrides["hyperparameters"]),
+                **hyperparameter_strings(overrides["hyperparameters"]),
             }
         return LoopConfig.from_dict(merged, source=source)
 
 
-def _hyperparameter_strings(values: dict[str, Any]) -> dict[str, Any]:
-    """Numbers as the strings SageMaker takes (``{"epochs": 5}`` from hand-written JSON)."""
-    return {
-        name: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-        for name, v in values.items()
-    }
+SETTINGS: tuple[Setting, ...] = declared_settings(LoopConfig)
+"""Every run setting's declaration, in field order."""
+_DEFAULTS = {s.name: s.default for s in SETTINGS if not s.is_required}
 
 
-@dataclass(frozen=True, slots=True)
-class _Number:
-    """A numeric setting: its type, its range (each end closed unless ``open_*``), null or not."""
-
-    kind: type[int] | type[float]
-    low: float
-    high: float
-    open_low: bool = False
-    open_high: bool = False
-    optional: bool = False
-
-    def problem(self, name: str, value: Any) -> str | None:
-        """What is wrong with ``value`` for setting ``name``, or None."""
-        if value is None and self.optional:
-            return None
-        null = " or null" if self.optional else ""
-        span = (
-            f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
-            f"{')' if self.open_high else ']'}"
-        )
-        if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                return f"{name} must be a whole number in {span}{null}, got {value!r}"
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{name} must be a number in {span}{null}, got {value!r}"
-        above = value > self.low if self.open_low else value >= self.low
-        below = value < self.high if self.open_high else value <= self.high
-        if not (above and below):  # NaN fails both
-            return f"{name} must be in {span}{null}, got {value!r}"
-        return None
-
-
-_MAX = 1e9
-_JOB_PREFIX = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,18}[A-Za-z0-9])?")
-# CreateLabelingJob.LabelAttributeName; a key of the ledger line, beside Ground Truth's own
-# "source-ref" and boxloop's provenance and id keys.
-_LABEL_ATTRIBUTE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
-_RESERVED_KEYS = frozenset({"source", SOURCE_REF, PROVENANCE_KEY, ID_KEY})
-# HumanTaskConfig.TaskTitle's pattern (botocore's SageMaker model): no control characters and
-# nothing outside the Basic Multilingual Plane.
-_TASK_TITLE = re.compile("[\t\n\r -\ud7ff\ue000-\ufffd]*")
-_LINE_BREAKS = frozenset("\n\r\x85\u2028\u2029")  # what TaskDescription's ".+" does not match
-
-
-def _utf16_length(text: str) -> int:
-    """Length as SageMaker counts it (Java chars): a character beyond U+FFFF counts twice."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _one_of(options: tuple[str, ...]) -> Callable[[str, Any], str | None]:
-    def check(name: str, value: Any) -> str | None:
-        if value not in options:
-            return f"{name} must be one of {options}, got {value!r}"
-        return None
-
-    return check
-
-
-def _is_bool(name: str, value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
-
-
-def _is_labels(name: str, value: Any) -> str | None:
-    # LabelConfig checks its names (count, length, uniqueness) when it is built.
-    if isinstance(value, LabelConfig):
-        return None
-    return f"{name} must be a LabelConfig (from_dict takes a list of names), got {value!r}"
-
-
-def _is_label_attribute(name: str, value: Any) -> str | None:
-    if (
-        isinstance(value, str)
-        and _LABEL_ATTRIBUTE.fullmatch(value)
-        and not value.endswith(("-metadata", "-ref"))
-        and value not in _RESERVED_KEYS
-    ):
-        return None
-    return (
-        f"{name} must be 1-127 ASCII letters, digits or hyphens, start and end with a letter or "
-        f"digit, not end with -metadata or -ref and not be one of {sorted(_RESERVED_KEYS)} "
-        f"(Ground Truth's LabelAttributeName), got {value!r}"
-    )
-
-
-def _is_job_prefix(name: str, value: Any) -> str | None:
-    if isinstance(value, str) and _JOB_PREFIX.fullmatch(value):
-        return None
-    return (
-        f"{name} must be 1-20 ASCII letters, digits or hyphens, starting and ending with a "
-        f"letter or digit (it starts every SageMaker job name), got {value!r}"
-    )
-
-
-def _is_task_title(name: str, value: Any) -> str | None:
-    if (
-        isinstance(value, str)
-        and value.strip()
-        and len(value) <= 128
-        and _TASK_TITLE.fullmatch(value)
-    ):
-        return None
-    return (
-        f"{name} must be 1-128 characters, not blank, without control characters or emoji "
-        f"(SageMaker's HumanTaskConfig.TaskTitle), got {_shown(value)}"
-    )
-
-
-def _is_task_description(name: str, value: Any) -> str | None:
-    if (
-        isinstance(value, str)
-        and value.strip()
-        and _utf16_length(value) <= 255
-        and not _LINE_BREAKS & set(value)
-    ):
-        return None
-    return (
-        f"{name} must be 1-255 characters on one line, not blank "
-        f"(SageMaker's HumanTaskConfig.TaskDescription), got {_shown(value)}"
-    )
-
-
-def _is_metric_name(name: str, value: Any) -> str | None:
-    if isinstance(value, str) and 0 < len(value) <= 255 and "\n" not in value:
-        return None
-    return f"{name} must be a training metric name such as 'validation:mAP', got {value!r}"
-
-
-def _is_model_uri(name: str, value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and value.startswith("s3://") and len(value) > 5):
-        return None
-    return f"{name} must be an s3:// URI of a model.tar.gz or null, got {value!r}"
-
-
-def _are_hyperparameters(name: str, value: Any) -> str | None:
-    if not isinstance(value, dict):
-        return f"{name} must be an object of names to string values, got {value!r}"
-    derived = DERIVED_HYPERPARAMETERS & set(value)
-    if derived:
-        return (
-            f"{name} {sorted(derived)} are derived from the data each iteration; remove them "
-            "from the overrides"
-        )
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return f"{name} values must be strings, as SageMaker requires"
-    if len(value) > 100 or any(len(k) > 256 or len(v) > 2500 for k, v in value.items()):
-        return f"{name} must hold at most 100 names of <= 256 characters, values <= 2500"
-    epochs = value.get("epochs")
-    if epochs is not None and not (epochs.isascii() and epochs.isdigit() and int(epochs) >= 1):
-        # prepare-training scales it for the last model (last_model_epochs_factor)
-        return f"{name}.epochs must be a whole number >= 1, got {epochs!r}"
-    return None
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:40]}... ({len(value)} characters)"
-
-
-_Check = Callable[[str, Any], str | None]
-_RULES: dict[str, _Number | _Check] = {
-    # One rule per field, in field order; tests/core/test_config.py keeps the two in step.
-    "labels": _is_labels,
-    "label_attribute": _is_label_attribute,
-    "job_prefix": _is_job_prefix,
-    "seed": _Number(int, 0, 2**63 - 1),
-    "seed_size": _Number(int, 1, _MAX),
-    # prepare-training needs a validation channel, and calibration validation images.
-    "validation_fraction": _Number(float, 0.0, 0.9, open_low=True),
-    "test_fraction": _Number(float, 0.0, 0.5),
-    "batch_size": _Number(int, 1, 1e6),
-    "audit_share": _Number(float, 0.0, 1.0),
-    "selection_strategy": _one_of(get_args(SelectionStrategy)),
-    "max_label_attempts": _Number(int, 1, 100),
-    # HumanTaskConfig's limits: workers 1-9, a task 30 s - 8 h, available 60 s - 10 days,
-    # 1-5000 tasks at once.
-    "workers_per_object": _Number(int, 1, 9),
-    "task_title": _is_task_title,
-    "preannotate": _one_of(get_args(Preannotate)),
-    "task_description": _is_task_description,
-    "task_time_limit_s": _Number(int, 30, 28_800),
-    "task_availability_s": _Number(int, 60, 864_000),
-    "max_concurrent_tasks": _Number(int, 1, 5000),
-    "max_objects_per_labeling_job": _Number(int, 1, 100_000),
-    "target_metric": _one_of(get_args(TargetMetric)),
-    # A target of 0 certifies every threshold: it is no target.
-    "target_value": _Number(float, 0.0, 1.0, open_low=True, optional=True),
-    # A level below 0.5 bounds from above; 1 has an infinite quantile.
-    "confidence_level": _Number(float, 0.5, 1.0, open_high=True, optional=True),
-    "min_validation": _Number(int, 1, _MAX),
-    "min_accepted": _Number(int, 1, _MAX),
-    "fixed_threshold": _Number(float, 0.0, 1.0, optional=True),
-    "defer_auto_labels": _is_bool,
-    "last_model_epochs_factor": _Number(float, 1.0, 10.0),
-    "aggregator": _one_of(get_args(Aggregator)),
-    "score_floor": _Number(float, 0.0, 1.0),
-    # keep_threshold 0 would keep every box, even those scored 0.
-    "keep_threshold": _Number(float, 0.0, 1.0, open_low=True),
-    "quality_gate_map": _Number(float, 0.0, 1.0),
-    "quality_gate_metric": _is_metric_name,
-    "max_iterations": _Number(int, 1, 1000),
-    "finish_with_humans": _is_bool,
-    "human_label_budget": _Number(int, 0, _MAX, optional=True),
-    "cost_cap_usd": _Number(float, 0.0, _MAX, optional=True),
-    "patience": _Number(int, 1, 1000),
-    "hyperparameters": _are_hyperparameters,
-    "initial_model_uri": _is_model_uri,
-    "price_per_human_label_usd": _Number(float, 0.0, 1e6),
-    "price_per_auto_label_usd": _Number(float, 0.0, 1e6),
-}
+def default_of(name: str) -> Any:
+    """A run setting's declared default (``KeyError`` for an unknown or required one)."""
+    return _DEFAULTS[name]
 
 
 def _problems(config: LoopConfig) -> list[str]:
-    """Every problem of ``config``: each field's own, then those between fields."""
+    """Every problem of ``config``: each setting's own, then those between settings."""
     problems = []
     bad: set[str] = set()
-    for f in dataclasses.fields(config):
-        rule = _RULES[f.name]
-        value = getattr(config, f.name)
-        problem = rule.problem(f.name, value) if isinstance(rule, _Number) else rule(f.name, value)
+    for s in SETTINGS:
+        problem = s.rule.problem(s.name, getattr(config, s.name))
         if problem:
             problems.append(problem)
-            bad.add(f.name)
+            bad.add(s.name)
     if not bad & {"validation_fraction", "test_fraction"} and (
         config.validation_fraction + config.test_fraction >= 1
     ):

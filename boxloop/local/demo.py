@@ -26,43 +26,14 @@ INPUT_MANIFEST = "input.manifest"
 LABELS_FILE = "labels.json"
 REFERENCE_ATTRIBUTE = "reference"
 
-#: The demo's loop settings: small batches, a validation set large enough to calibrate on,
-#: and auto-labels accepted only where a lower confidence bound on exact-match accuracy
-#: reaches the target, on validation and on the pool images a threshold would accept.
-DEMO_OVERRIDES: dict[str, Any] = {
-    "label_attribute": "boxes",
-    "seed_size": 60,
-    "batch_size": 53,
-    # ~120 validation images: with 70-80 the plain estimate missed by 5-13 points.
-    "validation_fraction": 0.12,
-    "min_validation": 40,
-    "target_metric": "exact_match",
-    "target_value": 0.9,
-    "confidence_level": 0.8,
-    "audit_share": 0.05,
-    # Four rounds of training, then the rest goes to humans: every image ends labeled. Three
-    # batches of 53 cost the human labels of four of 40 and a round's time less (~100 s).
-    "max_iterations": 5,
-    "finish_with_humans": True,
-    # Only the fourth model auto-labels: rounds that auto-labeled with earlier models delivered
-    # 86-89 % exact against a 0.90 bound, as the images they left were harder than validation.
-    "defer_auto_labels": True,
-    # ... and trains 2.5x as long (2,560 image-steps against 1,024 for the batch pickers).
-    "last_model_epochs_factor": 2.5,
-    # Three simulated workers per image, consolidated: one worker's labels are only ~93% exact
-    # against the reference, which caps what calibration can measure below the 0.9 target.
-    "workers_per_object": 3,
-    # Boxes kept for an auto-label; 0.6 ranked images better than 0.5 for this detector, and
-    # the margin aggregator ranks better than ambiguity at 0.6 (boxloop.core.confidence).
-    "keep_threshold": 0.6,
-    "aggregator": "margin",
-    "min_accepted": 15,
-}
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoSettings:
-    """Size and budget of the demo: defaults finish within ~10 minutes on 2 CPU cores."""
+    """Size and budget of the demo: defaults finish within ~10 minutes on 2 CPU cores.
+
+    The loop's settings are LoopConfig's defaults, the measured recipe every run starts from
+    (``boxloop settings``); ``overrides`` changes some for this demo only.
+    """
 
     n_images: int = DEMO_IMAGES
     n_classes: int = 3
@@ -72,7 +43,7 @@ class DemoSettings:
     detector: DetectorSettings = field(
         default_factory=lambda: DetectorSettings(image_steps=DEMO_IMAGE_STEPS)
     )
-    overrides: dict[str, Any] = field(default_factory=lambda: dict(DEMO_OVERRIDES))
+    overrides: dict[str, Any] = field(default_factory=dict)
     keep_run_files: bool = False
 
 

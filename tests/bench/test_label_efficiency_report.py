@@ -106,11 +106,14 @@ def test_every_configuration_is_a_valid_loop_config() -> None:
 
 
 def test_the_reference_systems_auto_label_in_every_round_as_they_do() -> None:
+    from boxloop.core.config import LoopConfig
+    from boxloop.core.labels import LabelConfig
+
     for name in CONFIGS:
-        settings = overrides_for(name)
+        config = LoopConfig(labels=LabelConfig(("a", "b")), **overrides_for(name))
         ours = name.startswith("boxloop/")
-        assert settings.get("defer_auto_labels", False) == ours, name
-        assert (settings.get("last_model_epochs_factor", 1.0) > 1.0) == ours, name
+        assert config.defer_auto_labels == ours, name
+        assert (config.last_model_epochs_factor > 1.0) == ours, name
 
 
 def test_report_only_rewrites_the_doc_block_and_plot_and_keeps_prose(tmp_path: Path) -> None:

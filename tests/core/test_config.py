@@ -14,9 +14,11 @@ LABELS = LabelConfig(("car", "bike"))
 @pytest.mark.parametrize(
     ("settings", "iteration"),
     [
-        ({"max_iterations": 6}, 5),  # the last iteration trains, predicts and labels
+        # the last iteration trains, predicts and labels
+        ({"max_iterations": 6, "finish_with_humans": False}, 5),
         ({"max_iterations": 6, "finish_with_humans": True}, 4),  # the last one only sends to humans
-        ({"max_iterations": 1}, 0),
+        ({"max_iterations": 1, "finish_with_humans": False}, 0),
+        ({}, 3),  # the defaults: five rounds, the fifth for humans
     ],
 )
 def test_last_training_iteration_is_the_one_that_trains_the_last_model(
@@ -109,8 +111,9 @@ def test_loop_config_takes_whole_floats_as_ints() -> None:
 @pytest.mark.parametrize(
     ("settings", "target"),
     [
-        ({}, 0.6),  # Ground Truth's expected mean IoU for boxes
-        ({"target_metric": "exact_match"}, 0.9),  # the demo's measured recipe
+        ({}, 0.9),  # the default, the measured recipe: 90 % of images exactly right
+        ({"target_metric": "mean_iou"}, 0.6),  # Ground Truth's expected mean IoU for boxes
+        ({"target_metric": "exact_match"}, 0.9),
         ({"target_metric": "exact_match", "target_value": 0.8}, 0.8),
         ({"target_metric": "mean_iou", "target_value": 0.7}, 0.7),
     ],
@@ -124,13 +127,13 @@ def test_target_metric_brings_its_own_default_target(settings: dict, target: flo
 def test_target_value_round_trip_keeps_an_explicit_value_explicit() -> None:
     # GIVEN a stack that left the target at the metric's default, and one that set it
     default = LoopConfig(labels=LABELS)
-    explicit = LoopConfig(labels=LABELS, target_value=0.6)
+    explicit = LoopConfig(labels=LABELS, target_value=0.8)
     # WHEN a run switches the metric
-    switched_default = default.with_overrides({"target_metric": "exact_match"})
-    switched_explicit = explicit.with_overrides({"target_metric": "exact_match"})
+    switched_default = default.with_overrides({"target_metric": "mean_iou"})
+    switched_explicit = explicit.with_overrides({"target_metric": "mean_iou"})
     # THEN the default follows the metric and the explicit value stays
-    assert switched_default.resolved_target_value == 0.9
-    assert switched_explicit.resolved_target_value == 0.6
+    assert switched_default.resolved_target_value == 0.6
+    assert switched_explicit.resolved_target_value == 0.8
     assert LoopConfig.from_dict(default.to_dict()) == default
     assert LoopConfig.from_dict(explicit.to_dict()) == explicit
 

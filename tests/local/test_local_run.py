@@ -9,11 +9,10 @@ import pytest
 from pycocotools.coco import COCO
 
 from boxloop.cli import main
-from boxloop.local.demo import DEMO_OVERRIDES, DemoSettings, run_demo
+from boxloop.local.demo import DemoSettings, run_demo
 from boxloop.local.runners import DetectorSettings
 
 TINY_OVERRIDES = {
-    **DEMO_OVERRIDES,
     "seed_size": 10,
     "batch_size": 10,
     "validation_fraction": 0.2,

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from boxloop.core.config import LoopConfig
+from boxloop.core.config import DEFAULT_HYPERPARAMETERS, SETTINGS, LoopConfig
 from boxloop.core.errors import ConfigError
 from boxloop.core.labels import LabelConfig
 from boxloop.core.records import PROVENANCE_KEY
+from boxloop.labeling.preannotations import PREANNOTATIONS_KEY
 from boxloop.steps.filter_low_confidence import filter_low_confidence
 from boxloop.steps.finalize import finalize
 from boxloop.steps.ingest import IngestRequest, ingest
@@ -34,6 +35,7 @@ from boxloop.steps.postprocess import PREDICTIONS_FILE
 from boxloop.steps.prepare_inference import prepare_inference
 from boxloop.steps.prepare_labeling import prepare_labeling
 from boxloop.steps.prepare_training import prepare_training
+from stacks.context import DEFAULT_CONTEXT, ContextReader
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -188,6 +190,11 @@ def _predictions(walk: Walk) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def _input_lines(labeling: dict[str, Any]) -> list[dict[str, Any]]:
+    with Path(labeling["input_manifest"]).open(encoding="utf-8") as lines:
+        return [json.loads(x) for x in lines]
+
+
 def _task(walk: Walk) -> dict[str, Any]:
     return walk.out["prepare_labeling"]["task"]
 
@@ -221,6 +228,7 @@ EVERY = (
     "finalize",
 )
 
+# fmt: off
 VALID: tuple[Row, ...] = (
     # four classes: the training job's num_classes follows
     Row("labels", LabelConfig(("car", "person", "bike", "truck")), EVERY,
@@ -245,7 +253,10 @@ VALID: tuple[Row, ...] = (
     # the open images tie on confidence: any strategy picks a batch of them
     Row("selection_strategy", "random", LABELING),
     Row("max_label_attempts", 4, ("prepare_labeling", "merge_human_labels", "finalize")),
-    Row("workers_per_object", 3, TASK, lambda w: _task(w)["workers_per_object"] == 3),
+    Row("workers_per_object", 2, TASK, lambda w: _task(w)["workers_per_object"] == 2),
+    # the next round's pool images reach the labeler without the model's boxes
+    Row("preannotate", "none", LABELING,
+        lambda w: not any(PREANNOTATIONS_KEY in x for x in _input_lines(w.out["next_labeling"]))),
     Row("task_title", "Box every car (ünïcode too)", TASK,
         lambda w: _task(w)["title"] == "Box every car (ünïcode too)"),
     Row("task_description", "d" * 255, TASK, lambda w: _task(w)["description"] == "d" * 255),
@@ -257,8 +268,8 @@ VALID: tuple[Row, ...] = (
         lambda w: len(w.out["labeling_parts"]) > 1
         and all(p["count"] <= 10 for p in w.out["labeling_parts"])),
     # the metric alone brings its own target
-    Row("target_metric", "exact_match", FILTER,
-        lambda w: w.out["report"]["calibration"]["target"] == 0.9),
+    Row("target_metric", "mean_iou", FILTER,
+        lambda w: w.out["report"]["calibration"]["target"] == 0.6),
     Row("target_value", 1.0, FILTER, lambda w: w.out["report"]["calibration"]["target"] == 1.0),
     Row("confidence_level", None, FILTER),
     Row("min_validation", 1, ("prepare_labeling", "filter_low_confidence")),
@@ -274,8 +285,8 @@ VALID: tuple[Row, ...] = (
     Row("last_model_epochs_factor", 2.0, ("prepare_training",),
         lambda w: w.out["prepare_training"]["hyperparameters"]["epochs"] == "60",
         extra={"max_iterations": 1}),
-    Row("aggregator", "margin", CONFIDENCE,
-        lambda w: "margin" in w.out["prepare_inference"]["postprocess"]["arguments"]),
+    Row("aggregator", "ambiguity", CONFIDENCE,
+        lambda w: "ambiguity" in w.out["prepare_inference"]["postprocess"]["arguments"]),
     Row("score_floor", 0.0, CONFIDENCE,
         lambda w: w.out["prepare_inference"]["postprocess"]["arguments"][1] == "0.0"),
     # every box the walk predicts (0.95 and 0.45) is below 1.0: nothing is kept
@@ -309,6 +320,7 @@ VALID: tuple[Row, ...] = (
         lambda w: _final_report(w)["all_human_cost"] != _final_report(w)["cost"]),
     Row("price_per_auto_label_usd", 0.0, ("filter_low_confidence", "finalize")),
 )
+# fmt: on
 
 BASE: dict[str, Any] = {
     "labels": LabelConfig(("car", "person", "bike")),
@@ -318,6 +330,9 @@ BASE: dict[str, Any] = {
     "min_validation": 20,
     "min_accepted": 10,
     "audit_share": 0.0,
+    # one iteration shows auto-labels only when they are not deferred to a later model
+    "defer_auto_labels": False,
+    "finish_with_humans": False,
 }
 """The walk's config before a row's setting: small batches, calibration possible at once."""
 
@@ -331,8 +346,8 @@ def test_valid_table_covers_every_loop_config_field() -> None:
 def test_every_setting_walks_through_every_step_that_reads_it(
     row: Row, tmp_path, image_reader, gt_fields
 ) -> None:
-    # GIVEN a config with the row's value (not the default)
-    assert row.value != getattr(LoopConfig(labels=BASE["labels"]), row.name)
+    # GIVEN a config with the row's value (not the walk's own)
+    assert row.value != getattr(LoopConfig(**BASE), row.name)
     config = LoopConfig(**{**BASE, **row.extra, row.name: row.value})
     # WHEN one iteration of the loop runs with it
     walk = walk_loop(config, tmp_path, image_reader, gt_fields)
@@ -340,6 +355,45 @@ def test_every_setting_walks_through_every_step_that_reads_it(
     assert set(row.steps) <= set(walk.out)
     if row.effect is not None:
         assert row.effect(walk)
+
+
+def _command_line_text(value: Any) -> str:
+    """``value`` as a user types it after ``-c key=`` (every CDK context value is text)."""
+    if isinstance(value, LabelConfig):
+        return ",".join(value.class_names)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as an execution input's JSON carries it."""
+    return list(value.class_names) if isinstance(value, LabelConfig) else value
+
+
+@pytest.mark.parametrize("row", VALID, ids=str)
+def test_every_setting_reaches_the_loop_from_cdk_context_and_from_run_overrides(row: Row) -> None:
+    # GIVEN the row's value as `cdk deploy -c key=value` text and as an execution's overrides
+    declared = {s.name: s for s in SETTINGS}
+    values = {row.name: row.value, **row.extra}
+    context = {declared[k].context_key: _command_line_text(v) for k, v in values.items()}
+    overrides = json.loads(json.dumps({k: _as_json(v) for k, v in values.items()}))
+    # WHEN the stack reads its context, and a run applies its overrides to the stack's config
+    reader = ContextReader({**DEFAULT_CONTEXT, **context})
+    from_context = reader.loop_config()
+    from_run = LoopConfig(labels=BASE["labels"]).with_overrides(overrides)
+    # THEN both hold the value the walk gives the steps
+    assert reader.problems == []
+    for config in (from_context, from_run):
+        value = getattr(config, row.name)
+        if row.name == "hyperparameters":  # merged over the defaults, name by name
+            assert value == {**DEFAULT_HYPERPARAMETERS, **row.value}
+        else:
+            assert value == row.value
 
 
 INVALID: dict[str, Any] = {
@@ -355,6 +409,7 @@ INVALID: dict[str, Any] = {
     "selection_strategy": "entropy",
     "max_label_attempts": 0,
     "workers_per_object": 10,
+    "preannotate": "sometimes",
     "task_title": "t" * 129,
     "task_description": "two\nlines",
     "task_time_limit_s": 29,
@@ -394,9 +449,7 @@ def test_invalid_table_covers_every_loop_config_field() -> None:
 def test_each_invalid_value_is_refused_at_loop_config_naming_the_setting(name: str) -> None:
     with pytest.raises(ConfigError) as caught:
         LoopConfig(**{**BASE, name: INVALID[name]})
-    assert [p.split(" ", 1)[0].split("[")[0].rstrip(":") for p in caught.value.problems] == [
-        name
-    ]
+    assert [p.split(" ", 1)[0].split("[")[0].rstrip(":") for p in caught.value.problems] == [name]
 
 
 def test_every_invalid_value_is_reported_at_once() -> None:
@@ -426,3 +479,12 @@ def test_settings_valid_alone_are_refused_together(settings: dict, problems: lis
     assert len(caught.value.problems) == len(problems)
     for problem, start in zip(caught.value.problems, problems, strict=True):
         assert problem.startswith(start)
+
+
+def test_walk_with_pre_annotations_on_gives_pool_images_the_model_boxes(
+    tmp_path, image_reader, gt_fields
+) -> None:
+    # the preannotate row's effect ("none": no line has them) is only worth something if the
+    # walk's own value ("pool") does put them there
+    walk = walk_loop(LoopConfig(**BASE), tmp_path, image_reader, gt_fields)
+    assert any(PREANNOTATIONS_KEY in x for x in _input_lines(walk.out["next_labeling"]))
