@@ -11,9 +11,12 @@ reaches merge, the ledger or the run's output.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boxloop.labeling.contract import PreBox
+
+if TYPE_CHECKING:
+    from boxloop.core.predictions import Prediction
 
 PREANNOTATIONS_KEY = "boxloop-preannotations"
 
@@ -32,21 +35,21 @@ def wants_preannotations(provenance: dict[str, Any], setting: str) -> bool:
     return setting == "pool" and task_role(provenance) == "pool"
 
 
-def field_from_prediction(prediction: dict[str, Any]) -> dict[str, Any]:
+def field_from_prediction(prediction: Prediction) -> dict[str, Any]:
     """The input-line field for one ``predictions.jsonl`` line: its kept boxes, pixel xywh.
 
-    ``kept`` rows are ``[class_id, score, x_min, y_min, x_max, y_max]`` (post-processing's).
+    Rows are ``[class_id, score, left, top, width, height]``.
     """
     boxes = [
         [
-            int(c),
-            float(s),
-            float(x1),
-            float(y1),
-            round(float(x2) - float(x1), 3),
-            round(float(y2) - float(y1), 3),
+            b.class_id,
+            float(b.score or 0.0),
+            b.x_min,
+            b.y_min,
+            round(b.x_max - b.x_min, 3),
+            round(b.y_max - b.y_min, 3),
         ]
-        for c, s, x1, y1, x2, y2 in prediction.get("kept") or ()
+        for b in prediction.kept
     ]
     return {"boxes": boxes}
 

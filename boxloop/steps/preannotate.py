@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from boxloop.aws.s3 import iter_lines, object_size
+from boxloop.core.predictions import Prediction
 from boxloop.labeling.preannotations import field_from_prediction
 from boxloop.steps.postprocess import PREDICTIONS_FILE
 
@@ -67,7 +68,7 @@ def preannotations_for(
             continue
         if not raw.strip():
             continue
-        prediction = json.loads(raw)
-        if prediction.get("id") in ids and not prediction.get("missing"):
-            found[prediction["id"]] = field_from_prediction(prediction)
+        prediction = Prediction.from_json(json.loads(raw), source=uri)
+        if prediction.image_id in ids and not prediction.missing:
+            found[prediction.image_id] = field_from_prediction(prediction)
     return found

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from boxloop.core.boxes import Box
 from boxloop.core.config import LoopConfig
 from boxloop.core.errors import ConfigError
 from boxloop.core.labels import LabelConfig
 from boxloop.core.ledger import sort_by_id
 from boxloop.core.manifests import record_id
+from boxloop.core.predictions import Prediction
 from boxloop.core.records import record_from_json
 from boxloop.labeling.preannotations import PREANNOTATIONS_KEY, preboxes_from_field
 from boxloop.steps.postprocess import PREDICTIONS_FILE
@@ -70,14 +72,15 @@ def _run(tmp_path, config, *, predictions=True):
     if predictions:
         out = root / "iter-000" / "postprocess"
         out.mkdir(parents=True)
+        box = Box(x_min=2.0, y_min=3.0, x_max=12.0, y_max=15.0, class_id=1, score=0.91)
         rows = sorted(
             (
-                {
-                    "id": record_id(line["source-ref"]),
-                    "image_wh": [64, 48],
-                    "confidence": 0.5,
-                    "kept": [[1, 0.91, 2.0, 3.0, 12.0, 15.0]],
-                }
+                Prediction(
+                    image_id=record_id(line["source-ref"]),
+                    image_wh=(64, 48),
+                    confidence=0.5,
+                    kept=(box,),
+                ).to_json()
                 for line in lines
             ),
             key=lambda r: r["id"],
