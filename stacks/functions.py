@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from boxloop.aws.asl import LAMBDA_STEPS
 from stacks.bundling import LAMBDA_RUNTIME, REPO_ROOT, lambda_code
 from stacks.config import LAMBDA_EPHEMERAL_MIB, LAMBDA_MEMORY_MB
 
@@ -19,16 +20,8 @@ if TYPE_CHECKING:
 
     from stacks.config import BoxloopConfig
 
-# Folder under lambdas/ -> construct id (also the state machine's substitution key prefix).
-FUNCTION_IDS: dict[str, str] = {
-    "ingest": "Ingest",
-    "prepare_labeling": "PrepareLabeling",
-    "merge_human_labels": "MergeHumanLabels",
-    "prepare_training": "PrepareTraining",
-    "prepare_inference": "PrepareInference",
-    "filter_low_confidence": "FilterLowConfidence",
-    "finalize": "Finalize",
-}
+FUNCTION_IDS = LAMBDA_STEPS
+"""Folder under lambdas/ -> construct id (also the state machine's substitution key prefix)."""
 TIMEOUT = cdk.Duration.minutes(15)
 
 

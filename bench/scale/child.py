@@ -34,20 +34,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boxloop.aws import asl
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LAMBDA_STEPS = (
-    "ingest",
-    "prepare_labeling",
-    "merge_human_labels",
-    "prepare_training",
-    "prepare_inference",
-    "filter_low_confidence",
-    "finalize",
-)
+LAMBDA_STEPS = tuple(asl.LAMBDA_STEPS)
 STEPS = (*LAMBDA_STEPS, "postprocess", "noop")
 SAMPLE_EVERY_S = 0.2
 INGEST_BUCKET = "bench-unused"

@@ -1,16 +1,39 @@
-"""The ``${Name}`` placeholders of an ASL file, which DefinitionSubstitutions fill.
+"""The ``${Name}`` placeholders of an ASL file, which DefinitionSubstitutions fill, and its steps.
 
-One pattern for the two places that fill them: the stack (CDK's ``definition_substitutions``)
-and the local engine (:func:`boxloop.local.emulator.substitute_definition`).
+One pattern and one list of the loop's Lambda steps for the places that build or run the
+state machine: the stack (CDK's ``definition_substitutions``, one function per step), the local
+engine (:func:`boxloop.local.emulator.substitute_definition`, one handler per step) and the
+scale benchmark (one child process per step).
 """
 
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Final
 
 PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 """A placeholder; group 1 is its name."""
+
+
+LAMBDA_STEPS: Final = MappingProxyType(
+    {
+        "ingest": "Ingest",
+        "prepare_labeling": "PrepareLabeling",
+        "merge_human_labels": "MergeHumanLabels",
+        "prepare_training": "PrepareTraining",
+        "prepare_inference": "PrepareInference",
+        "filter_low_confidence": "FilterLowConfidence",
+        "finalize": "Finalize",
+    }
+)
+"""The loop's Lambda steps, in the order they run: ``lambdas/<folder>`` -> the function's name
+(the stack's construct id, and ``${<name>FunctionArn}`` in the ASL file)."""
+
+
+def function_arn_key(folder: str) -> str:
+    """The placeholder that carries the ARN of the function of ``lambdas/<folder>``."""
+    return f"{LAMBDA_STEPS[folder]}FunctionArn"
 
 
 def placeholders(definition: str) -> set[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from boxloop.aws import clients
+from boxloop.aws.asl import LAMBDA_STEPS, function_arn_key
 from boxloop.aws.clients import client
 from boxloop.aws.s3 import upload_file
 from boxloop.core.config import LoopConfig
@@ -38,15 +39,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 BUCKET = "boxloop-local"
 ASL_FILE = REPO_ROOT / "statemachine" / "boxloop.asl.json"
-LAMBDA_STATES = {
-    "ingest": "IngestFunctionArn",
-    "prepare_labeling": "PrepareLabelingFunctionArn",
-    "merge_human_labels": "MergeHumanLabelsFunctionArn",
-    "prepare_training": "PrepareTrainingFunctionArn",
-    "prepare_inference": "PrepareInferenceFunctionArn",
-    "filter_low_confidence": "FilterLowConfidenceFunctionArn",
-    "finalize": "FinalizeFunctionArn",
-}
+LAMBDA_STATES = {folder: function_arn_key(folder) for folder in LAMBDA_STEPS}
+"""``lambdas/<folder>`` -> the placeholder of its function's ARN (the stack's, boxloop.aws.asl)."""
 _FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 POLL_S = 1.0
 HISTORY_POLL_S = 5.0
