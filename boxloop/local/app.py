@@ -8,6 +8,7 @@ when a reference is known, the accuracy of the labels against it.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -150,6 +151,8 @@ def _interrupted(request: LocalRunRequest, mapping: dict[str, str]) -> LocalRunE
     """
     close = getattr(request.workforce, "close", None)
     if close is not None:
+        # The open labeling job now fails inside the emulator; its log would only repeat this.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
         close()
     roots = sorted(
         {key.split("/ledger/")[0] for key in iter_keys(f"s3://{BUCKET}/runs/") if "/ledger/" in key}
