@@ -36,14 +36,25 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH_SIZE = 1000
-"""Human batch per iteration; every other setting is the LoopConfig default."""
+"""Human batch per iteration; see bench_config for the two other settings that differ."""
 TRAINING_METRIC = 0.42
 """The validation:mAP the simulated training job reports (the gate's floor is 0)."""
 
 
 def bench_config() -> LoopConfig:
-    """The stack config the benchmark's Lambdas read: defaults, 3 classes, batch of 1,000."""
-    return LoopConfig(labels=LabelConfig(synth.CLASS_NAMES), batch_size=BATCH_SIZE)
+    """The stack config the benchmark's Lambdas read: defaults, 3 classes, batch of 1,000.
+
+    Two settings keep the workload the recorded figures measured: auto-labels are not deferred
+    to the last model, and the target is mean IoU (the synthetic predictions' jitter certifies
+    no exact-match threshold), so that the first round's filter step writes auto-labels, the
+    pass whose cost at scale is measured.
+    """
+    return LoopConfig(
+        labels=LabelConfig(synth.CLASS_NAMES),
+        batch_size=BATCH_SIZE,
+        defer_auto_labels=False,
+        target_metric="mean_iou",
+    )
 
 
 class Pipeline:
