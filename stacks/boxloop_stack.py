@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import aws_cdk as cdk
 from constructs import Construct
 
+from boxloop.aws.labeling_env import LABELING_URL_OUTPUT, USER_POOL_ID_OUTPUT
 from stacks.bundling import REPO_ROOT
 from stacks.functions import Functions
+from stacks.labeling import Labeling
 from stacks.monitoring import Monitoring
 from stacks.nag import acknowledge_findings
 from stacks.notifications import Notifications
@@ -61,7 +63,9 @@ class BoxloopStack(cdk.Stack):
                 f"{config.overridden_region} (CDK_DEFAULT_REGION, the profile's region); bootstrap "
                 f"{config.region} first (cdk bootstrap aws://<account>/{config.region})",
             )
-        self.workteam_arn = config.workteam_arn or self._default_workteam_arn()
+        self.workteam_arn = config.workteam_arn or self._default_workteam_arn(
+            warn=config.human_labeling == "groundtruth"
+        )
         self.storage = Storage(self, "Storage", config=config, root=root)
         self.roles = Roles(
             self,
@@ -81,6 +85,18 @@ class BoxloopStack(cdk.Stack):
         self.notifications = Notifications(
             self, "Notifications", config=config, encryption_key=self.storage.encryption_key
         )
+        self.labeling: Labeling | None = None
+        if config.human_labeling == "boxloop":
+            self.labeling = Labeling(
+                self,
+                "Labeling",
+                config=config,
+                bucket=self.storage.bucket,
+                access_log_bucket=self.storage.access_log_bucket,
+                encryption_key=self.storage.encryption_key,
+                image_buckets=self.roles.image_buckets,
+                root=root,
+            )
         self.workflow = Workflow(
             self,
             "Workflow",
@@ -91,8 +107,11 @@ class BoxloopStack(cdk.Stack):
             sagemaker_role=self.roles.sagemaker_role,
             topic=self.notifications.topic,
             workteam_arn=self.workteam_arn,
+            start_human_labeling=self.labeling.start_function if self.labeling else None,
             root=root,
         )
+        if self.labeling is not None:
+            self.labeling.allow_task_responses(self.workflow.state_machine)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -102,13 +121,14 @@ class BoxloopStack(cdk.Stack):
         self._outputs()
         acknowledge_findings(self, has_kms_key=bool(config.kms_key_arn))
 
-    def _default_workteam_arn(self) -> str:
-        cdk.Annotations.of(self).add_warning_v2(
-            "boxloop:DefaultWorkteam",
-            f"context 'workteamArn' is empty: labeling jobs will use the private work team "
-            f"'{DEFAULT_WORKTEAM_NAME}' of the deploying account, which must exist "
-            "(SageMaker console > Ground Truth > Labeling workforces > Private)",
-        )
+    def _default_workteam_arn(self, *, warn: bool) -> str:
+        if warn:
+            cdk.Annotations.of(self).add_warning_v2(
+                "boxloop:DefaultWorkteam",
+                f"context 'workteamArn' is empty: labeling jobs will use the private work team "
+                f"'{DEFAULT_WORKTEAM_NAME}' of the deploying account, which must exist "
+                "(SageMaker console > Ground Truth > Labeling workforces > Private)",
+            )
         return (
             f"arn:{cdk.Aws.PARTITION}:sagemaker:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:"
             f"workteam/private-crowd/{DEFAULT_WORKTEAM_NAME}"
@@ -136,12 +156,27 @@ class BoxloopStack(cdk.Stack):
             value=self.notifications.topic.topic_arn,
             description="SNS topic for run results and failure alarms; subscribe to follow runs",
         )
-        cdk.CfnOutput(
-            self,
-            "WorkteamArn",
-            value=self.workteam_arn,
-            description="Ground Truth work team that receives the labeling tasks",
-        )
+        if self.labeling is None:
+            cdk.CfnOutput(
+                self,
+                "WorkteamArn",
+                value=self.workteam_arn,
+                description="Ground Truth work team that receives the labeling tasks",
+            )
+        else:
+            cdk.CfnOutput(
+                self,
+                LABELING_URL_OUTPUT,
+                value=self.labeling.url,
+                description="The labeling app: labelers sign in here (add them with boxloop "
+                "aws workers add EMAIL)",
+            )
+            cdk.CfnOutput(
+                self,
+                USER_POOL_ID_OUTPUT,
+                value=self.labeling.user_pool.user_pool_id,
+                description="Cognito user pool of the labelers (group labelers)",
+            )
         cdk.CfnOutput(
             self,
             "ConsoleUrl",

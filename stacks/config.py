@@ -13,6 +13,7 @@ from boxloop.core.errors import ConfigError
 from stacks.context import (
     DEFAULT_CONTEXT,
     EMAIL,
+    HUMAN_LABELING,
     KMS_KEY_ARN,
     WORKTEAM_ARN,
     ContextReader,
@@ -46,6 +47,9 @@ class BoxloopConfig:
         account: CDK_DEFAULT_ACCOUNT, or None for an account-agnostic template.
         loop: the loop's own settings, passed to every Lambda as ``BOXLOOP_CONFIG``.
         workteam_arn: the Ground Truth work team; "" means the account's private team "boxloop".
+        human_labeling: ``boxloop`` (the stack's own labeling app: Cognito, HTTP API, DynamoDB,
+            CloudFront; the Label state waits on a task token) or ``groundtruth`` (a Ground
+            Truth labeling job per batch, for accounts that still have Ground Truth).
         training_image: the built-in Object Detection image of ``region``.
         processing_image: the scikit-learn container that runs ``processing/``.
         ground_truth: the PRE-/ACS-BoundingBox Lambda ARNs of ``region``.
@@ -63,6 +67,7 @@ class BoxloopConfig:
     account: str | None
     loop: LoopConfig
     workteam_arn: str
+    human_labeling: str
     training_image: str
     processing_image: str
     ground_truth: regions.GroundTruthLambdas
@@ -101,6 +106,7 @@ class BoxloopConfig:
         loop = reader.loop_config()
         values: dict[str, Any] = {
             "workteam_arn": reader.arn("workteamArn", WORKTEAM_ARN, region),
+            "human_labeling": reader.choice("humanLabeling", HUMAN_LABELING),
             "training_instance_type": reader.instance_type("trainingInstanceType", gpu=True),
             "transform_instance_type": reader.instance_type("transformInstanceType"),
             "processing_instance_type": reader.instance_type("processingInstanceType"),

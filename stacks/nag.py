@@ -159,6 +159,8 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
     )
     _acknowledge_workflow(stack, has_kms_key=has_kms_key)
     _acknowledge_bucket_deployment(stack, has_kms_key=has_kms_key)
+    if stack.labeling is not None:
+        _acknowledge_labeling(stack, has_kms_key=has_kms_key)
 
 
 def _acknowledge_run_files(role: iam.IRole, bucket: s3.IBucket, what: str) -> None:
@@ -256,3 +258,81 @@ def _acknowledge_bucket_deployment(stack: BoxloopStack, *, has_kms_key: bool) ->
             "L1",
             f"{what}: CDK pins the handler's runtime (with the AWS CLI layer) per release",
         )
+
+
+def _acknowledge_labeling(stack: BoxloopStack, *, has_kms_key: bool) -> None:
+    """The labeling service: its role's grants, and what needs money or a custom domain."""
+    labeling = stack.labeling
+    assert labeling is not None
+    role = labeling.role
+    _acknowledge_run_files(role, stack.storage.bucket, "labeling Lambdas")
+    for index, image_bucket in enumerate(stack.roles.image_buckets):
+        acknowledge_resource(
+            role,
+            image_bucket.arn_for_objects("*"),
+            f"read-only access to the image bucket {stack.config.image_bucket_names[index]} "
+            f"(context imageBucketNames[{index}]): the labeling API presigns GET URLs of the "
+            "images that a job's manifest lists",
+        )
+    if has_kms_key:
+        for action in KMS_GRANT_ACTIONS:
+            acknowledge(
+                role,
+                f"IAM5[Action::{action}]",
+                f"{_KMS_REASON} (labeling Lambdas: run files and the task table)",
+            )
+    acknowledge_resource(
+        stack.roles.workflow_role,
+        f"{labeling.start_function.function_arn}:*",
+        "Function.grant_invoke also allows the function's versions and aliases (ARN:*); "
+        "only this stack's StartHumanLabeling function",
+    )
+    for handler in stack.node.children:
+        if handler.node.id.startswith(BUCKET_DEPLOYMENT_ID):
+            acknowledge_resource(
+                handler,
+                labeling.site_bucket.arn_for_objects("*"),
+                "CDK BucketDeployment handler, run only at deploy time: it syncs the labeling "
+                "app's static files into their own bucket",
+            )
+    pool = labeling.user_pool
+    acknowledge(
+        pool,
+        "COG8",
+        "the Plus feature plan (threat protection) costs per monthly active user; a handful of "
+        "admin-created labelers with a strong password policy and optional TOTP MFA is served "
+        "by the Essentials plan",
+    )
+    acknowledge(
+        pool,
+        "COG2",
+        "MFA is available (TOTP) and labelers are encouraged to turn it on; requiring it would "
+        "block a labeler invited by email from the first sign-in until they set up an "
+        "authenticator app",
+    )
+    distribution = labeling.distribution
+    acknowledge(
+        distribution,
+        "CFR4",
+        "the distribution uses CloudFront's default *.cloudfront.net certificate, which allows "
+        "TLSv1 for viewers; a minimum of TLSv1.2_2021 needs a custom domain and an ACM "
+        "certificate in us-east-1, which a new account does not have",
+    )
+    acknowledge(
+        distribution,
+        "CFR3",
+        "every API call is logged by the HTTP API stage's access log; the distribution itself "
+        "serves only the app's public static files, and CloudFront standard logs need a bucket "
+        "with ACLs enabled, which this stack does not create",
+    )
+    acknowledge(
+        distribution,
+        "CFR1",
+        "labelers may work from any country; the app and API admit signed-in Cognito users only",
+    )
+    acknowledge(
+        distribution,
+        "CFR2",
+        "a WAF web ACL costs a monthly fee per ACL and rule; the API requires a Cognito JWT on "
+        "every route and the stage is throttled, which bounds abuse without WAF",
+    )

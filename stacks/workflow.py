@@ -43,8 +43,15 @@ SUBSTITUTION_KEYS: frozenset[str] = frozenset(
         "TopicArn",
         "LabelAttributeName",
         "Partition",
+        "HumanLabeling",
+        "StartHumanLabelingFunctionArn",
     }
 )
+NO_LABELING_FUNCTION = (
+    f"arn:{cdk.Aws.PARTITION}:lambda:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:function:"
+    "boxloop-labeling-app-not-deployed"
+)
+"""``StartHumanLabelingFunctionArn`` with humanLabeling=groundtruth: a name no stack creates."""
 
 
 class Workflow(Construct):
@@ -72,6 +79,7 @@ class Workflow(Construct):
         sagemaker_role: iam.IRole,
         topic: sns.ITopic,
         workteam_arn: str,
+        start_human_labeling: lambda_.IFunction | None = None,
         root: Path = REPO_ROOT,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -95,6 +103,12 @@ class Workflow(Construct):
             "TopicArn": topic.topic_arn,
             "LabelAttributeName": config.loop.label_attribute,
             "Partition": cdk.Aws.PARTITION,
+            "HumanLabeling": config.human_labeling,
+            "StartHumanLabelingFunctionArn": (
+                start_human_labeling.function_arn
+                if start_human_labeling
+                else NO_LABELING_FUNCTION  # groundtruth: LabelWith never routes to LabelInApp
+            ),
         }
         asl_file = root / ASL_PATH
         used = check_placeholders(asl_file, set(offered))
@@ -122,6 +136,8 @@ class Workflow(Construct):
         )
         for function in functions.values():
             function.grant_invoke(role)
+        if start_human_labeling is not None:
+            start_human_labeling.grant_invoke(role)
         topic.grant_publish(role)
 
 

@@ -115,6 +115,12 @@ def substitutions(topic_arn: str) -> dict[str, str]:
             "ProcessingCodeS3Uri": f"s3://{BUCKET}/code/processing/",
             "TopicArn": topic_arn,
             "LabelAttributeName": "boxes",
+            # Local runs label through the emulator's Ground Truth job (createLabelingJob.sync
+            # served by the local workforce); the stack's own labeling app is an AWS host.
+            "HumanLabeling": "groundtruth",
+            "StartHumanLabelingFunctionArn": (
+                f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:boxloop-start-human-labeling"
+            ),
         }
     )
     return values

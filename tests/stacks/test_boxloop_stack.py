@@ -41,7 +41,8 @@ FULL_CONTEXT = {
 
 @pytest.fixture(scope="module")
 def default_stack(make_config, make_stack):
-    return make_stack(make_config())
+    # These tests describe the Ground Truth variant; tests/stacks/test_labeling.py the app's.
+    return make_stack(make_config(humanLabeling="groundtruth"))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def template(default_stack) -> Template:
 
 @pytest.fixture(scope="module")
 def full_template(make_config, make_stack) -> Template:
-    return Template.from_stack(make_stack(make_config(**FULL_CONTEXT)))
+    return Template.from_stack(make_stack(make_config(**FULL_CONTEXT, humanLabeling="groundtruth")))
 
 
 def _text(value: Any) -> str:

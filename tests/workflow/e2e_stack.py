@@ -30,8 +30,12 @@ _FOLDER_IN_DESCRIPTION: Final = re.compile(r"\(lambdas/(\w+)/app\.py\)")
 _NO_BUNDLING: Final = {"aws:cdk:bundling-stacks": []}
 
 
-def synth_template(*, outdir: Path) -> dict[str, Any]:
-    """The stack synthesized from cdk.json's context (bundling skipped: no Lambda zips)."""
+def synth_template(*, outdir: Path, human_labeling: str = "groundtruth") -> dict[str, Any]:
+    """The stack synthesized from cdk.json's context (bundling skipped: no Lambda zips).
+
+    ``human_labeling`` picks the Label variant (context ``humanLabeling``): these tests run the
+    Ground Truth one unless asked (``tests/workflow/test_boxloop_labeling*.py`` ask for boxloop).
+    """
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
@@ -40,6 +44,7 @@ def synth_template(*, outdir: Path) -> dict[str, Any]:
     from stacks.config import BoxloopConfig
 
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context["humanLabeling"] = human_labeling
     app = cdk.App(context={**context, **_NO_BUNDLING}, outdir=str(outdir))
     config = BoxloopConfig.from_context(context, environ={})
     stack = BoxloopStack(app, STACK_NAME, config=config, root=REPO_ROOT)
