@@ -10,14 +10,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from boxloop.cli import aws, demo, export, local, settings, validate
+from boxloop.cli import aws, demo, export, local, review, settings, validate
 from boxloop.cli.common import EXIT_ERROR
 from boxloop.core.errors import BoxloopError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-_COMMANDS = (validate, demo, local, export, aws, settings)
+_COMMANDS = (validate, demo, local, review, export, aws, settings)
 """The sub-command modules, in ``--help`` order."""
 
 

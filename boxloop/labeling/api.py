@@ -19,10 +19,12 @@ from boxloop.labeling.contract import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    JobInfo,
     Principal,
     TaskInfo,
 )
 from boxloop.labeling.effort import check_effort
+from boxloop.labeling.review import REVIEW_JOB, ReviewItem, review_page
 from boxloop.labeling.validation import check_boxes
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from boxloop.labeling.auth import ImageSigner
     from boxloop.labeling.contract import Lease
+    from boxloop.labeling.review import ReviewCatalog
     from boxloop.labeling.store import TaskStore
 
 DEFAULT_LEASE_S = 600.0
@@ -44,6 +47,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(rf"^{API_BASE}/tasks/{_TASK_ID}/submit$"), "submit"),
     ("POST", re.compile(rf"^{API_BASE}/tasks/{_TASK_ID}/release$"), "release"),
     ("GET", re.compile(rf"^{API_BASE}/images/{_TASK_ID}$"), "image"),
+    ("GET", re.compile(rf"^{API_BASE}/review/items$"), "review_items"),
+    ("POST", re.compile(rf"^{API_BASE}/review/items/{_TASK_ID}/correct$"), "review_correct"),
 )
 """(method, path pattern, handler): the route table."""
 _NO_AUTH = {"config", "image"}
@@ -78,6 +83,7 @@ class LabelingApi:
         lease_s: How long a lease lasts.
         client_config: ``GET /config.json``'s body.
         clock: Unix seconds.
+        review: Review mode's catalog (``boxloop review OUT``); ``None`` serves label mode.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class LabelingApi:
         lease_s: float = DEFAULT_LEASE_S,
         client_config: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        review: ReviewCatalog | None = None,
     ) -> None:
         """See the class docstring."""
         self.store = store
@@ -99,6 +106,7 @@ class LabelingApi:
         self.lease_s = float(lease_s)
         self.client_config = client_config or {"api": API_BASE, "auth": "token", "cognito": None}
         self.clock = clock
+        self.review = review
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one call; every failure is a JSON error response, never an exception."""
@@ -136,6 +144,14 @@ class LabelingApi:
         return {"id": principal.worker_id, "name": name}
 
     def _session(self, request: ApiRequest, principal: Principal) -> ApiResponse:
+        if self.review is not None:
+            return ApiResponse(
+                body={
+                    "mode": "review",
+                    "job": self._review_job(),
+                    "worker": self._worker_json(principal),
+                }
+            )
         job = self.store.job()
         job_json = None
         if job is not None:
@@ -270,12 +286,90 @@ class LabelingApi:
         if self.signer is None:
             raise ApiError("not_found", "images are not served here")
         self.signer.check(task_id, request.query.get("exp", ""), request.query.get("sig", ""))
-        task = self.store.task(task_id)
-        if task is None:
-            raise ApiError("not_found", f"no open task {task_id}")
-        suffix = "." + task.image.rsplit(".", 1)[-1].lower() if "." in task.image else ""
+        found = self.review.item(task_id) if self.review is not None else self.store.task(task_id)
+        if found is None:
+            raise ApiError("not_found", f"no image {task_id} here")
+        image = found.image
+        suffix = "." + image.rsplit(".", 1)[-1].lower() if "." in image else ""
         return ApiResponse(
-            file=task.image,
+            file=image,
             content_type=_IMAGE_TYPES.get(suffix, "application/octet-stream"),
             headers={"Cache-Control": "private, max-age=3600"},
         )
+
+    # -- review mode --------------------------------------------------------------------------
+
+    def _catalog(self) -> ReviewCatalog:
+        if self.review is None:
+            raise ApiError(
+                "not_found", "this server labels a batch; review runs with boxloop review"
+            )
+        return self.review
+
+    def _review_job(self) -> dict[str, Any]:
+        catalog = self._catalog()
+        total = len(catalog.items())
+        done = sum(1 for item in catalog.items() if self.store.answers(item.item_id))
+        return {
+            **JobInfo(name=catalog.name, classes=catalog.classes, title="Review").to_json(),
+            "counts": {"total": total, "done": done, "left": total - done, "leased": 0},
+        }
+
+    def _review_items(self, request: ApiRequest, principal: Principal) -> ApiResponse:
+        items, total = review_page(self._catalog(), request.query)
+        return ApiResponse(
+            body={
+                "items": [item.to_json(self.image_url(_review_task(item))) for item in items],
+                "total": total,
+            }
+        )
+
+    def _review_correct(
+        self, request: ApiRequest, principal: Principal, item_id: str
+    ) -> ApiResponse:
+        catalog = self._catalog()
+        item = catalog.item(item_id)
+        if item is None:
+            raise ApiError("not_found", f"no image {item_id} in this run")
+        boxes, no_objects = check_boxes(
+            _body(request), (item.width, item.height), catalog.classes, item.source_ref
+        )
+        worker = principal.worker_id
+        answer = Answer(
+            task_id=item_id,
+            worker_id=worker,
+            worker_name=self.store.worker_name(worker) or principal.name,
+            job=REVIEW_JOB,
+            source_ref=item.source_ref,
+            image_wh=(item.width, item.height),
+            boxes=boxes,
+            no_objects=no_objects,
+            kind="review",
+            at=round(self.clock(), 3),
+        )
+        duplicate = self.store.record(answer)
+        catalog.apply(answer)
+        return ApiResponse(
+            body={
+                "accepted": True,
+                "duplicate": duplicate,
+                "item": _item_json(catalog, item_id, self),
+            }
+        )
+
+
+def _review_task(item: ReviewItem) -> TaskInfo:
+    """A review item as the image-URL signer sees it (by id and file)."""
+    return TaskInfo(
+        task_id=item.item_id,
+        source_ref=item.source_ref,
+        image=item.image,
+        width=item.width,
+        height=item.height,
+        role=item.kind,
+    )
+
+
+def _item_json(catalog: ReviewCatalog, item_id: str, api: LabelingApi) -> dict[str, Any] | None:
+    item = catalog.item(item_id)
+    return item.to_json(api.image_url(_review_task(item))) if item else None
