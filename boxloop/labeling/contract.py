@@ -26,6 +26,7 @@ ERROR_STATUS = {
     "lease_expired": 410,
     "too_large": 413,
     "bad_host": 421,
+    "internal": 500,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import mimetypes
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from boxloop.labeling.contract import MAX_BODY_BYTES, ApiError, ApiRequest, ApiR
 if TYPE_CHECKING:
     from boxloop.labeling.api import LabelingApi
 
+LOG = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parents[1] / "labeling" / "static"
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -88,7 +90,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         try:
-            self._respond(self._handle())
+            try:
+                response = self._handle()
+            except Exception as exc:  # a bug must not cost the page its connection
+                LOG.exception("labeling API: %s %s failed", self.command, self.path)
+                response = ApiResponse.error(
+                    ApiError("internal", f"the server failed on this request: {exc!r}")
+                )
+            self._respond(response)
         except (BrokenPipeError, ConnectionResetError):
             pass
 

@@ -151,3 +151,15 @@ def test_image_needs_its_signature(served):
     task, _ = labeler.next_task()
     status, _, _ = _raw(server, "GET", f"/api/v1/images/{task['task_id']}")
     assert status == 403
+
+
+def test_a_server_bug_is_a_json_500(served, monkeypatch):
+    h, _, labeler = served
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(h.store, "counts", broken)
+    status, body = labeler.request("GET", "/api/v1/session")
+    assert status == 500 and body["error"]["code"] == "internal"
+    assert labeler.request("POST", "/api/v1/tasks/next", {})[0] == 200  # still serving
