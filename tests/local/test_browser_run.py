@@ -128,6 +128,7 @@ def test_local_run_with_browser_workforce_end_to_end(tmp_path):
             for a in line["boxes"]["annotations"]
         ]
         assert got == want, line["source-ref"]
+        assert line["boxloop-workers"] == ["scripted"]  # who labeled it, kept to the end
     journal = (out / "labeling" / "journal.jsonl").read_text().splitlines()
     assert len(journal) == len(answered)
     assert output.count("#token=") == 1  # one URL for the whole run

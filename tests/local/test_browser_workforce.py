@@ -113,6 +113,7 @@ def test_scripted_labeler_labels_a_batch_and_the_manifest_holds_its_boxes(tmp_pa
     assert set(lines) == set(answered)
     assert not any(PREANNOTATIONS_KEY in line for line in lines.values())  # input-only field
     for rid, (task, boxes) in answered.items():
+        assert lines[rid]["boxloop-workers"] == ["w1"]  # who labeled it (no name given)
         label = record_to_label(lines[rid], ATTR, image_id=rid)
         assert label.human_annotated and label.job_name == "labeling-job/job-1"
         (got,) = label.detections.boxes
@@ -182,6 +183,7 @@ def test_two_workers_per_image_are_consolidated(tmp_path):
         url = wf.start()
         stop = threading.Event()
         seen: dict[str, dict] = {"a": {}, "b": {}}
+        assert Labeler(url, "a").request("POST", "/api/v1/worker", {"name": "Ada"})[0] == 200
         threads = [
             threading.Thread(target=_label_until, args=(Labeler(url, w), stop, seen[w]))
             for w in ("a", "b")
@@ -199,6 +201,7 @@ def test_two_workers_per_image_are_consolidated(tmp_path):
     stats = json.loads((tmp_path / "out" / "job-1" / STATS_FILE).read_text())
     assert stats["worker_tasks"] == 4 and stats["effort"]["images"] == 4
     for rid, line in _output(tmp_path).items():
+        assert sorted(line["boxloop-workers"]) == ["Ada", "b"]  # names kept, else the ids
         label = record_to_label(line, ATTR, image_id=rid)
         assert len(label.detections.boxes) == 1  # both drew the same box: one consolidated
         assert label.confidences[0] == 1.0

@@ -85,6 +85,9 @@ class TaskResult:
             ``<attr>-metadata.failure-reason``); set exactly when ``label`` is ``None``.
         n_workers: How many workers worked on the image.
         worker_seconds: Their summed working time, in seconds, for the cost report.
+        output_fields: Top-level fields the labeled line of the output manifest gets besides
+            the label: provenance only the workforce knows (the browser workforce's
+            ``boxloop-workers``, who labeled the image); merge keeps them with the record.
     """
 
     record_id: str
@@ -92,6 +95,7 @@ class TaskResult:
     failure_reason: str | None = None
     n_workers: int = 0
     worker_seconds: float = 0.0
+    output_fields: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.label is None) == (self.failure_reason is None):

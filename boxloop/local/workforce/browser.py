@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
     from boxloop.core.consolidation import ConsolidationConfig
 
+WORKERS_KEY = "boxloop-workers"
+"""Output-line field: who labeled the image (the names they gave, else their worker ids)."""
 UNKNOWN_SIZE = "the image's size could not be read from its header, so it cannot be labeled"
 
 
@@ -237,5 +239,6 @@ class BrowserWorkforce:
                 ),
                 n_workers=len(answers),
                 worker_seconds=sum(float(a.effort.get("seconds", 0.0)) for a in answers),
+                output_fields={WORKERS_KEY: [a.worker_name or a.worker_id for a in answers]},
             )
         self._summaries[job_name] = {"effort": summary.to_json()}

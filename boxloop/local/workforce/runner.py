@@ -170,6 +170,7 @@ class LabelingRunner:
                     if k not in (attr, attr + METADATA_SUFFIX, PREANNOTATIONS_KEY)
                 }
                 if result.label is not None:
+                    fields.update(result.output_fields)
                     fields.update(label_to_fields(result.label, attr))
                 else:
                     fields.update(failure_fields(result, attr, job, ground_truth_now()))
