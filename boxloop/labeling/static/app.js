@@ -284,11 +284,20 @@
   /** No task for this worker now: say why, and look again every few seconds. */
   function waitForWork(reason) {
     app.task = null; app.target = null; app.shownSince = null;
-    showView("message-view", WAITING[reason] || WAITING.done);
+    let text = WAITING[reason] || WAITING.done;
+    const perImage = app.session && app.session.job && app.session.job.workers_per_object;
+    if (reason === "done" && app.counts && app.counts.left > 0) {
+      // "done" is from this worker's side: with several workers per image, others must answer.
+      text = "You have answered every image you can in this batch. " + app.counts.left +
+        " image(s) still need answers from other people (each image needs " + (perImage || 1) +
+        " different labellers). Keep this page open for the next batch.";
+    }
+    showView("message-view", text);
     clearTimeout(pollTimer);
     pollTimer = setTimeout(async () => {
       try {
         const session = await api("GET", "/session");
+        app.session = session;
         applySession(session);
         if (session.job) { await loadNext(); return; }
         waitForWork("no-job");
