@@ -8,6 +8,7 @@ chain and region.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,12 +44,12 @@ def _print_checked(checked: CheckedRun) -> None:
         print("  (bad lines are set aside in the run's output/rejected.jsonl; the others run)")
 
 
-def _upload(deployment: Deployment, folder: Path, name: str) -> str:
+def _upload(deployment: Deployment, folder: Path) -> str:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from boxloop.aws.operate.upload import plan_upload, upload_images
 
-    plan = plan_upload(folder, bucket=deployment.bucket, name=name)
+    plan = plan_upload(folder, bucket=deployment.bucket)
     with Progress(
         TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), transient=True
     ) as progress:
@@ -69,13 +70,12 @@ def _cmd_start(args: argparse.Namespace) -> int:
 
     deployment = _deployment(args)
     overrides = parse_set(args.set)
-    base = args.name or safe_name(Path(args.images).resolve().name if args.images else "run")
+    base = safe_name(Path(args.images).resolve().name) if args.images else "run"
     name = check_name(args.name) if args.name else execution_name(base)
     if args.images:
-        # Settings first: a bad --set fails before minutes of upload. The upload goes under
-        # inputs/<--name or folder>/, the same on a re-run, which then skips what is there.
+        # Settings first: a bad --set fails before minutes of upload.
         deployment.loop_config().with_overrides(overrides)
-        manifest = _upload(deployment, Path(args.images), base)
+        manifest = _upload(deployment, Path(args.images))
     else:
         manifest = args.manifest
     checked = check_run(deployment, name=name, manifest=manifest, overrides=overrides)
@@ -96,19 +96,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not args.watch:
         print("\n".join(status_lines(run_status(execution))))
         return EXIT_OK
+    if not sys.stdout.isatty():  # a log: each status that differs from the last, in turn
+        shown: tuple[str, list[str]] | None = None
+        while True:
+            execution = describe(deployment, execution.arn)
+            lines = status_lines(run_status(execution))
+            if (execution.status, lines[1:]) != shown:  # line 0 holds the running time
+                print(("\n" if shown else "") + "\n".join(lines), flush=True)
+                shown = (execution.status, lines[1:])
+            if not execution.is_running:
+                return EXIT_OK
+            time.sleep(args.interval)
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
-    console = Console(highlight=False)
-    with Live(console=console, auto_refresh=False, transient=False) as live:
+    with Live(console=Console(highlight=False), auto_refresh=False) as live:
         while True:
             execution = describe(deployment, execution.arn)
             live.update(Text("\n".join(status_lines(run_status(execution)))), refresh=True)
             if not execution.is_running:
-                break
+                return EXIT_OK
             time.sleep(args.interval)
-    return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from boxloop.aws.clients import client
 from boxloop.aws.s3 import open_for_write
 from boxloop.core.errors import BoxloopError
 from boxloop.core.manifests import write_json_line
+from boxloop.steps.run import run_hash, safe_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -72,8 +73,20 @@ class UploadSummary:
     manifest: str
 
 
-def plan_upload(folder: Path, *, bucket: str, name: str) -> UploadPlan:
+def upload_name(folder: Path) -> str:
+    """``<folder name>-<8 hex of its absolute path>``, the folder's place under ``inputs/``.
+
+    The same on every re-run of one folder (so a re-run finds what the last one uploaded),
+    different for two folders of one name.
+    """
+    resolved = folder.resolve()
+    return f"{safe_name(resolved.name)}-{run_hash(str(resolved))}"
+
+
+def plan_upload(folder: Path, *, bucket: str, name: str | None = None) -> UploadPlan:
     """Every image under ``folder`` and its key ``inputs/<name>/images/<relative path>``.
+
+    ``name`` defaults to ``upload_name(folder)``.
 
     Raises:
         BoxloopError: the folder does not exist or holds no image.
@@ -85,7 +98,7 @@ def plan_upload(folder: Path, *, bucket: str, name: str) -> UploadPlan:
     )
     if not paths:
         raise BoxloopError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    prefix = f"inputs/{name}/"
+    prefix = f"inputs/{name or upload_name(folder)}/"
     files = tuple((p, f"{prefix}images/{p.relative_to(folder).as_posix()}") for p in paths)
     return UploadPlan(folder=folder, bucket=bucket, prefix=prefix, files=files)
 
