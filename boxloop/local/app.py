@@ -240,6 +240,19 @@ def run_local(
         artifacts = (report.get("model") or {}).get("artifacts")
         if artifacts:
             files["model"] = download_file(artifacts, out / MODEL_TAR)
+        from boxloop.local.reporting.local_report import write_local_report
+
+        report = write_local_report(
+            report,
+            files["report"],
+            run_root=run.root,
+            locations={
+                run.output["output_manifest"]: files["output_manifest"],
+                run.output["report"]: files["report"],
+                **({artifacts: files["model"]} if artifacts else {}),
+            },
+            run_files=files.get("run_files"),
+        )
     shutil.rmtree(work / "processing", ignore_errors=True)
     return _finish(request, config, files, report)
 
@@ -249,7 +262,11 @@ def _finish(
 ) -> LocalRunResult:
     """The local extras: accuracy against the reference, the HTML report, the COCO export."""
     from boxloop.local.export import export_coco
-    from boxloop.local.reporting import evaluate_against_reference, write_html_report
+    from boxloop.local.reporting import (
+        evaluate_against_reference,
+        least_confident_auto_labels,
+        write_html_report,
+    )
 
     out = request.out_dir
     reference_eval = None
@@ -263,7 +280,10 @@ def _finish(
         (out / "reference_eval.json").write_text(json.dumps(reference_eval, indent=2))
         files["reference_eval"] = out / "reference_eval.json"
     files["report_html"] = out / REPORT_HTML
-    write_html_report(report, files["report_html"], reference_eval=reference_eval)
+    gallery = least_confident_auto_labels(
+        files["output_manifest"], config.label_attribute, base_dir=request.base_dir
+    )
+    write_html_report(report, files["report_html"], reference_eval=reference_eval, gallery=gallery)
     files["coco"] = out / COCO_JSON
     export_coco(
         files["output_manifest"], files["coco"], config.label_attribute, request.labels.class_names

@@ -10,6 +10,7 @@ from pycocotools.coco import COCO
 
 from boxloop.cli import main
 from boxloop.local.demo import DemoSettings, run_demo
+from boxloop.local.progress import StepProgress, listening
 from boxloop.local.runners import DetectorSettings
 
 TINY_OVERRIDES = {
@@ -20,6 +21,8 @@ TINY_OVERRIDES = {
     "max_iterations": 8,
     "patience": 8,
 }
+PROGRESS: list[StepProgress] = []
+"""What the tiny run reported inside its steps (``step_progress``)."""
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
         detector=DetectorSettings(image_steps=48, batch_size=8),
         keep_run_files=True,
     )
-    result = run_demo(out, settings, events.append)
+    with listening(PROGRESS.append):
+        result = run_demo(out, settings, events.append)
     return result, events
 
 
@@ -93,3 +97,38 @@ def test_local_run_keeps_every_file_the_run_wrote(tiny_run):
     reports = sorted(run_files.glob("iter-*/report/report.json"))
     assert len(reports) == len(result.report["per_iteration"])
     assert list(run_files.rglob("predictions.jsonl"))
+
+
+def test_local_run_shows_progress_inside_train_and_transform(tiny_run):
+    _, events = tiny_run
+    trainings = sum(e.state == "Train" and e.kind == "entered" for e in events)
+    train = [p for p in PROGRESS if p.step == "Train"]
+    assert {p.unit for p in train} == {"image-steps"}
+    assert sum(p.done == 0 for p in train) == trainings  # each round's bar starts at 0
+    assert sum(p.finished for p in train) == trainings  # and reaches its budget
+    assert any(p.detail and p.detail.endswith("per image-step") for p in train)
+    transform = [p for p in PROGRESS if p.step == "Transform"]
+    assert transform
+    assert {p.unit for p in transform} == {"images"}
+    assert transform[-1].finished
+
+
+def test_local_run_report_names_local_files_and_human_effort(tiny_run):
+    result, _ = tiny_run
+    text = result.files["report"].read_text()
+    assert "s3://" not in text
+    report = json.loads(text)
+    assert report == result.report
+    assert report["output_manifest"] == str(result.files["output_manifest"])
+    assert report["model"]["artifacts"] == str(result.files["model"])
+    effort = report["human_effort"]
+    assert effort["workforces"] == ["simulated"]
+    assert effort["labeled_images"] == report["counts"]["human"]
+    assert effort["workforce_time"]["simulated"] is True
+    assert effort["measured"] is None
+    html = result.files["report_html"].read_text()
+    assert str(result.files["output_manifest"]) in html
+    assert f"boxloop review {result.out_dir}" in html
+    assert "<h2>Human effort</h2>" in html
+    if report["counts"]["auto"]:
+        assert "data:image/jpeg;base64," in html

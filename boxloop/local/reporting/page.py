@@ -349,6 +349,7 @@ def _details(report: dict[str, Any]) -> str:
         ("Run", report.get("run_id")),
         ("Output manifest", report.get("output_manifest")),
         ("Last model", model.get("name") if isinstance(model, dict) else model),
+        ("Model file", model.get("artifacts") if isinstance(model, dict) else None),
     ]
     return (
         "<dl>"
@@ -400,15 +401,18 @@ def write_html_report(
 ) -> Path:
     """Write the run report as a single self-contained HTML file.
 
-    Everything is inline (CSS, PNG plots as base64 data URIs) and nothing loads from the
-    network, so the file can be mailed or opened offline. Plots: cumulative human and auto
-    labels per iteration, cost to date vs the all-human baseline, the last confidence histogram
-    with its threshold, the last calibration curve with its target, and (with
-    ``reference_eval``) accuracy vs reference per iteration; a plot with no data is replaced by
-    a note.
+    Everything is inline (CSS, PNG plots and JPEG thumbnails as base64 data URIs) and nothing
+    loads from the network, so the file can be mailed or opened offline. Sections: headline
+    figures, the output files, the iteration table, human effort (measured seconds per image
+    and per box and what pre-annotations saved, next to the simulated workforce time), the
+    least confident auto-labels, and plots: cumulative human and auto labels per iteration,
+    cost to date vs the all-human baseline, the last confidence histogram with its threshold,
+    the last calibration curve with its target, and (with ``reference_eval``) accuracy vs
+    reference per iteration; a plot with no data is replaced by a note.
 
     Args:
-        report: The final ``report.json`` of the run, as ``finalize`` writes it.
+        report: The run's ``report.json``: Finalize's, or the local one (``local_report``)
+            with ``human_effort`` and local file names.
         out_html: Where to write; parent folders are created.
         reference_eval: ``evaluate_against_reference``'s result, or ``None`` when the run has
             no reference labels.
