@@ -54,6 +54,12 @@ SMALL_RUN: Final[dict[str, Any]] = {
     "confidence_level": None,
     "target_value": 0.7,
     "patience": 3,
+    # mean IoU, and auto-labels from the first model on: a 36-image run certifies no exact
+    # match, and its few rounds must show auto-labels in any of them
+    "target_metric": "mean_iou",
+    "defer_auto_labels": False,
+    "finish_with_humans": False,
+    "max_iterations": 10,
 }
 
 
