@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from boxloop.aws.operate.export import FORMATS
 from boxloop.aws.stack_outputs import DEFAULT_STACK_NAME
-from boxloop.cli.common import EXIT_OK, parse_set
+from boxloop.cli.common import EXIT_OK, add_set_option, parse_set
 
 if TYPE_CHECKING:
     from boxloop.aws.operate.deployment import Deployment
@@ -199,13 +199,7 @@ def register(aws_sub: argparse._SubParsersAction) -> None:
         "--images", help="a local folder of images: uploaded (resumable), manifest written"
     )
     start.add_argument("--name", help="the execution name (default: <folder>-<UTC time>)")
-    start.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a loop setting for this run (see boxloop.core.config.LoopConfig), repeatable",
-    )
+    add_set_option(start)
     start.set_defaults(func=_cmd_start)
 
     status = aws_sub.add_parser("status", help="how a run is going (the latest by default)")

@@ -32,10 +32,11 @@ def detector_settings(args: argparse.Namespace, default_steps: int) -> Any:
     return DetectorSettings(image_steps=args.image_steps or default_steps, seed=args.seed)
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """``--set``, ``--image-steps`` and ``--keep-run-files``: shared by ``demo`` and ``local run``.
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE ...``: several after one ``--set``, or ``--set`` repeated, or both.
 
-    (One declaration so the two commands never drift.)
+    Every command that takes loop settings declares it here, so they all read it alike;
+    ``parse_set`` turns the list into overrides.
     """
     parser.add_argument(
         "--set",
@@ -45,6 +46,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="loop settings (see boxloop.core.config.LoopConfig): --set a=1 b=2, or repeated",
     )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--set``, ``--image-steps`` and ``--keep-run-files``: shared by ``demo`` and ``local run``.
+
+    (One declaration so the two commands never drift.)
+    """
+    add_set_option(parser)
     parser.add_argument(
         "--image-steps",
         type=int,

@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from boxloop.cli import build_parser
 from boxloop.cli.common import add_run_options, parse_set
 from boxloop.core.errors import ConfigError
 
@@ -42,3 +43,17 @@ def test_no_set_means_no_settings() -> None:
 def test_set_names_the_setting_without_a_value() -> None:
     with pytest.raises(ConfigError, match="'batch_size': expected key=value"):
         parse_set(_parse("--set", "seed_size=4", "batch_size").set)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("demo",),
+        ("local", "run", "--images", "imgs", "--labels", "l.json", "--out", "o"),
+        ("aws", "start", "--images", "imgs"),
+    ],
+)
+def test_every_command_with_settings_reads_set_alike(command: tuple[str, ...]) -> None:
+    args = build_parser().parse_args([*command, "--set", "seed_size=4", "batch_size=5"])
+
+    assert parse_set(args.set) == {"seed_size": 4, "batch_size": 5}
