@@ -16,6 +16,7 @@
   const MIN_BOX_PX = 2;         // a drag shorter than this (image px) is a click, not a box
   const HANDLE_PX = 9;          // resize handle size on screen
   const UNDO_LIMIT = 200;
+  const IDLE_MS = 60000;        // no mouse or key for this long: the time after it is not work
   const SVG_NS = "http://www.w3.org/2000/svg";
   const STORE = "boxloop.";     // localStorage key prefix
 
@@ -65,7 +66,7 @@
     selected: null,         // id of the selected box
     currentClass: 0,        // class id new boxes get
     undo: [], redo: [],
-    shownMs: 0, shownSince: null, // visible time on this image
+    shownMs: 0, shownSince: null, // working time on this image, and when the last stretch began
     busy: false,
     // Navigation: tasks this worker answered in this page, to go back to
     history: [], historyPos: -1, pending: null,
@@ -372,7 +373,7 @@
 
   function visibleSeconds() {
     let ms = app.shownMs;
-    if (app.shownSince !== null) ms += performance.now() - app.shownSince;
+    if (app.shownSince !== null) ms += Math.min(performance.now() - app.shownSince, IDLE_MS);
     return app.priorSeconds + ms / 1000;
   }
 
@@ -864,11 +865,22 @@
     if (ev.key === " ") { app.spaceDown = false; $("viewport").classList.remove("space"); }
   }
 
+  /**
+   * Any mouse or key input: the stretch since the last one counts as work, up to IDLE_MS, so an
+   * image left on screen during a break does not inflate the effort figures.
+   */
+  function onActivity() {
+    if (app.shownSince === null || document.visibilityState !== "visible") return;
+    const now = performance.now();
+    app.shownMs += Math.min(now - app.shownSince, IDLE_MS);
+    app.shownSince = now;
+  }
+
   function onVisibility() {
     if (document.visibilityState === "visible") {
       if (app.shownSince === null && app.target) app.shownSince = performance.now();
     } else if (app.shownSince !== null) {
-      app.shownMs += performance.now() - app.shownSince;
+      app.shownMs += Math.min(performance.now() - app.shownSince, IDLE_MS);
       app.shownSince = null;
     }
   }
@@ -959,6 +971,9 @@
     document.addEventListener("keydown", onKeyDown);
     document.addEventListener("keyup", onKeyUp);
     document.addEventListener("visibilitychange", onVisibility);
+    for (const type of ["mousedown", "mousemove", "keydown", "wheel"]) {
+      window.addEventListener(type, onActivity, { capture: true, passive: true });
+    }
     window.addEventListener("resize", () => { if (app.imageW) fitView(); });
     window.addEventListener("pagehide", releaseOnLeave);
     $("btn-help").onclick = () => $("help-dialog").showModal();
