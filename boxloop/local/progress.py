@@ -9,6 +9,7 @@ call it freely.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
     from boxloop.local.app import LocalRunResult
     from boxloop.local.engine import StepEvent
+
+logger = logging.getLogger(__name__)
 
 _QUIET_STATES = {
     "ImagesToCheck",
@@ -100,7 +103,9 @@ def step_progress(
     Safe to call from any thread (the emulator runs jobs on worker threads, the browser
     workforce from its HTTP server's threads) and often (each call is a cheap redraw).
     Report ``done == total`` at the end so the bar closes at once rather than when the step's
-    ``exited`` event arrives, which lags by the engine's history poll.
+    ``exited`` event arrives, which lags by the engine's history poll. A listener that fails
+    is logged, never raised: showing progress must not fail the work it shows (a training
+    round, a batch of human labels).
     """
     with _listener_lock:
         listeners = tuple(_listeners)
@@ -108,7 +113,10 @@ def step_progress(
         return
     update = StepProgress(step=step, done=done, total=total, unit=unit, detail=detail)
     for listener in listeners:
-        listener(update)
+        try:
+            listener(update)
+        except Exception:
+            logger.exception("progress display failed on %s; the step goes on", update)
 
 
 @contextmanager

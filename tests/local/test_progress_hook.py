@@ -111,3 +111,14 @@ def test_printer_without_a_terminal_logs_a_plain_line_now_and_then() -> None:
         "Train: 300/2,400 image-steps, d",
         "Train: 600/2,400 image-steps, d",
     ]
+
+
+def test_a_failing_listener_never_fails_the_step(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(update: StepProgress) -> None:
+        raise RuntimeError("terminal went away")
+
+    seen: list[StepProgress] = []
+    with listening(broken), listening(seen.append):
+        step_progress(step="Train", done=1, total=2, unit="image-steps")
+    assert len(seen) == 1
+    assert "progress display failed" in caplog.text
