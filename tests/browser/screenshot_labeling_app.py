@@ -21,7 +21,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ sys.path.insert(0, str(HERE))
 from _page import ENTER, MISSING, LabelPage, start_chromium  # noqa: E402
 
 from boxloop.core.manifests import record_id  # noqa: E402
+from boxloop.local.engine import BUCKET  # noqa: E402
 
 ROOT = HERE.parents[1]
 BOXLOOP = [sys.executable, "-m", "boxloop.cli"]
@@ -49,11 +49,16 @@ def _iou(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def _references(manifest: Path) -> dict[str, list[dict[str, Any]]]:
-    """Record id -> the reference boxes of its image."""
+    """Record id in the run -> the reference boxes of its image.
+
+    The run names each image by its emulated bucket URI (`upload_images`): one folder of
+    images becomes ``s3://BUCKET/images/<file name>``, and the record id hashes that.
+    """
     refs = {}
     for line in manifest.read_text().splitlines():
         record = json.loads(line)
-        refs[record_id(record["source-ref"])] = record["reference"]["annotations"]
+        uri = f"s3://{BUCKET}/images/{Path(record['source-ref']).name}"
+        refs[record_id(uri)] = record["reference"]["annotations"]
     return refs
 
 
@@ -107,16 +112,12 @@ class _Person:
         return taken
 
 
-def _pump(proc: subprocess.Popen[str], lines: list[str]) -> None:
-    for line in proc.stdout or ():
-        lines.append(line)
-
-
 def main() -> None:
     """Run, label, photograph, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs/img/labeling-app.png")
     parser.add_argument("--images", type=int, default=80)
+    parser.add_argument("--image-steps", type=int, default=256)
     parser.add_argument(
         "--suggested-images",
         type=int,
@@ -133,44 +134,46 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
-    run = subprocess.Popen(
-        [
-            *BOXLOOP,
-            "local",
-            "run",
-            "--images",
-            str(data / "images"),
-            "--labels",
-            str(data / "labels.json"),
-            "--workforce",
-            "browser",
-            "--out",
-            str(work / "out"),
-            "--image-steps",
-            "384",
-            "--set",
-            "seed_size=16",
-            "batch_size=10",
-            "validation_fraction=0.15",
-            "max_iterations=3",
-            "keep_threshold=0.3",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: list[str] = []
-    threading.Thread(target=_pump, args=(run, lines), daemon=True).start()
+    log = work / "run.log"
+    with log.open("w") as out:
+        run = subprocess.Popen(
+            [
+                *BOXLOOP,
+                "local",
+                "run",
+                "--images",
+                str(data / "images"),
+                "--labels",
+                str(data / "labels.json"),
+                "--workforce",
+                "browser",
+                "--out",
+                str(work / "out"),
+                "--image-steps",
+                str(args.image_steps),
+                "--set",
+                "seed_size=16",
+                "batch_size=10",
+                "validation_fraction=0.15",
+                "max_iterations=3",
+                "keep_threshold=0.3",
+                "workers_per_object=1",  # one person labels this run
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+    print(f"run log: {log}", flush=True)
     browser = start_chromium((1280, 760))
     try:
         deadline = time.monotonic() + 120
         url = None
         while url is None:
-            found = [m.group(0) for line in lines if (m := URL.search(line))]
-            url = found[0] if found else None
+            found = URL.search(log.read_text())
+            url = found.group(0) if found else None
             if run.poll() is not None or time.monotonic() > deadline:
-                sys.exit("the run printed no labeling URL:\n" + "".join(lines[-40:]))
+                sys.exit("the run printed no labeling URL:\n" + log.read_text()[-3000:])
             time.sleep(0.2)
         page = LabelPage(browser, url)
         page.open("Grace")
@@ -178,7 +181,10 @@ def main() -> None:
         shot: Path | None = args.out
         last = None
         while sum(r["suggested"] for r in person.rows) < args.suggested_images:
-            state = page.wait_task(not_task=last, timeout_s=900)
+            try:
+                state = page.wait_task(not_task=last, timeout_s=1500)
+            except AssertionError:
+                sys.exit("no next image; the run's log ends:\n" + log.read_text()[-3000:])
             if person.label(state, shot):
                 shot = None
             last = state["task"]

@@ -915,6 +915,7 @@
     for (const item of app.review.items) {
       const card = document.createElement("div");
       card.className = "card"; card.tabIndex = 0; card.dataset.itemId = item.item_id;
+      card.title = item.source_ref || item.item_id;
       const thumb = document.createElement("div");
       thumb.className = "thumb";
       const img = document.createElement("img");
@@ -954,7 +955,7 @@
     app.preCount = origin === "model" ? boxes.length : 0;
     app.priorSeconds = 0;
     app.priorNoObjects = !boxes.length;
-    $("task-info").textContent = item.item_id + " \u00b7 " + item.kind +
+    $("task-info").textContent = (item.source_ref || item.item_id) + " \u00b7 " + item.kind +
       (item.confidence === null || item.confidence === undefined ? "" :
         " \u00b7 confidence " + Number(item.confidence).toFixed(2));
     loadImage(item.image_url, item.width, item.height, boxes);
