@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from boxloop.aws.labeling_env import LABELING_URL_OUTPUT, USER_POOL_ID_OUTPUT
+from boxloop.aws.stack_outputs import LABELING_TABLE_OUTPUT
 from stacks.bundling import REPO_ROOT
 from stacks.functions import Functions
 from stacks.labeling import Labeling
@@ -176,6 +177,13 @@ class BoxloopStack(cdk.Stack):
                 USER_POOL_ID_OUTPUT,
                 value=self.labeling.user_pool.user_pool_id,
                 description="Cognito user pool of the labelers (group labelers)",
+            )
+            cdk.CfnOutput(
+                self,
+                LABELING_TABLE_OUTPUT,
+                value=self.labeling.table.table_name,
+                description="DynamoDB table of the labeling app's tasks and answers (boxloop aws "
+                "status and stop read the open batch there)",
             )
         cdk.CfnOutput(
             self,

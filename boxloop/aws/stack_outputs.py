@@ -22,6 +22,7 @@ STATE_MACHINE_ARN = "StateMachineArn"
 TOPIC_ARN = "TopicArn"
 WORKTEAM_ARN = "WorkteamArn"
 CONSOLE_URL = "ConsoleUrl"
+LABELING_TABLE_OUTPUT = "LabelingTableName"
 """Output keys the stack declares (``stacks/boxloop_stack.py`` ``_outputs``)."""
 
 LOOP_CONFIG_KEY = "config/loop.json"

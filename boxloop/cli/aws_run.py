@@ -19,6 +19,7 @@ from boxloop.cli.common import EXIT_OK, add_set_option, parse_set
 
 if TYPE_CHECKING:
     from boxloop.aws.operate.deployment import Deployment
+    from boxloop.aws.operate.executions import Execution
     from boxloop.aws.operate.start import CheckedRun
 
 MAX_ERRORS_SHOWN = 10
@@ -87,20 +88,25 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status(deployment: Deployment, execution: Execution) -> list[str]:
+    from boxloop.aws.operate.status import run_status, status_lines
+
+    return status_lines(run_status(execution, labeling_table=deployment.labeling_table))
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from boxloop.aws.operate.executions import describe
-    from boxloop.aws.operate.status import run_status, status_lines
 
     deployment = _deployment(args)
     execution = describe(deployment, args.execution)
     if not args.watch:
-        print("\n".join(status_lines(run_status(execution))))
+        print("\n".join(_status(deployment, execution)))
         return EXIT_OK
     if not sys.stdout.isatty():  # a log: each status that differs from the last, in turn
         shown: tuple[str, list[str]] | None = None
         while True:
             execution = describe(deployment, execution.arn)
-            lines = status_lines(run_status(execution))
+            lines = _status(deployment, execution)
             if (execution.status, lines[1:]) != shown:  # line 0 holds the running time
                 print(("\n" if shown else "") + "\n".join(lines), flush=True)
                 shown = (execution.status, lines[1:])
@@ -114,7 +120,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     with Live(console=Console(highlight=False), auto_refresh=False) as live:
         while True:
             execution = describe(deployment, execution.arn)
-            live.update(Text("\n".join(status_lines(run_status(execution)))), refresh=True)
+            live.update(Text("\n".join(_status(deployment, execution))), refresh=True)
             if not execution.is_running:
                 return EXIT_OK
             time.sleep(args.interval)
@@ -153,8 +159,9 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     from boxloop.aws.operate.control import stop_run
     from boxloop.aws.operate.executions import describe
 
-    execution = describe(_deployment(args), args.execution)
-    result = stop_run(execution, wait_s=args.wait)
+    deployment = _deployment(args)
+    execution = describe(deployment, args.execution)
+    result = stop_run(execution, labeling_table=deployment.labeling_table, wait_s=args.wait)
     if result.execution_stopped:
         print(f"stopped execution {execution.name}")
     else:

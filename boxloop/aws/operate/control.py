@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.clients import client
 from boxloop.aws.operate.start import CheckedRun, StartedRun, check_run, execution_name, start_run
-from boxloop.aws.operate.status import HistoryScan, scan_history
+from boxloop.aws.operate.status import LABEL_STATES, HistoryScan, scan_history
 from boxloop.aws.s3 import S3Uri, iter_keys, try_read_text
 from boxloop.aws.stack_outputs import AwsSetupError
 
@@ -77,7 +77,27 @@ def _stop_labeling_job(job_name: str, *, wait_s: float, poll_s: float) -> dict[s
     return described
 
 
-def _merge_answers(scan: HistoryScan, job: dict[str, Any]) -> str | None:
+def close_app_job(table: str, job_name: str, labeling: dict[str, Any]) -> dict[str, Any]:
+    """Close a batch of boxloop's labeling app: its output manifest holds the answers so far.
+
+    ``finish_job`` (H-aws's finisher, the one the app runs when a batch is done) writes the
+    output manifest in Ground Truth's format and closes the job; the stopped execution no
+    longer waits, so its task-success call finds nobody (``"gone"``). A job already closed by
+    the labeling sweep (which closes the jobs of ended executions) answers ``"busy"``: its
+    answers stay in the table, and no output manifest is written.
+    """
+    from boxloop.aws.human_labeling import finish_job
+    from boxloop.aws.labeling_store import DynamoTaskStore
+
+    outcome = finish_job(DynamoTaskStore(table, job_name=job_name), job_name)
+    return {
+        "LabelingJobName": job_name,
+        "LabelingJobStatus": "Stopped" if outcome != "busy" else "Closed",
+        "OutputConfig": labeling.get("output_config") or {},
+    }
+
+
+def merge_answers(scan: HistoryScan, job: dict[str, Any]) -> str | None:
     """Fold the stopped job's answers into the run's ledger; the new ledger version."""
     from boxloop.steps.merge_human_labels import merge_human_labels
     from boxloop.steps.run import RunState, load_config
@@ -98,12 +118,20 @@ def _merge_answers(scan: HistoryScan, job: dict[str, Any]) -> str | None:
     return merge_human_labels(run, load_config(run), labeling).ledger
 
 
-def stop_run(execution: Execution, *, wait_s: float = 600.0, poll_s: float = 5.0) -> StopResult:
+def stop_run(
+    execution: Execution,
+    *,
+    labeling_table: str | None = None,
+    wait_s: float = 600.0,
+    poll_s: float = 5.0,
+) -> StopResult:
     """Stop the execution and its open labeling job, keeping every answer already given.
 
     Args:
         execution: the execution to stop.
-        wait_s: how long to wait for the labeling job to settle once asked to stop.
+        labeling_table: the stack's labeling task table (``Deployment.labeling_table``), to
+            close a batch of boxloop's labeling app; ``None`` for a Ground Truth stack.
+        wait_s: how long to wait for a Ground Truth job to settle once asked to stop.
         poll_s: seconds between DescribeLabelingJob calls while it settles.
     """
     scan = scan_history(execution.arn)
@@ -113,10 +141,19 @@ def stop_run(execution: Execution, *, wait_s: float = 600.0, poll_s: float = 5.0
             executionArn=execution.arn, error=STOP_ERROR, cause=STOP_CAUSE
         )
         stopped = True
-    if not (execution.is_running and scan.step == "Label" and scan.label_job):
+    if not (execution.is_running and scan.step in LABEL_STATES and scan.label_job):
         return StopResult(execution_stopped=stopped)
-    job = _stop_labeling_job(scan.label_job, wait_s=wait_s, poll_s=poll_s)
-    merged = _merge_answers(scan, job) if job["LabelingJobStatus"] in _SETTLED else None
+    if scan.step == "LabelInApp":
+        if not labeling_table:
+            raise AwsSetupError(
+                f"execution {execution.name} stopped, but its labeling batch {scan.label_job} "
+                "stays open: the stack has no LabelingTableName output (redeploy it)"
+            )
+        labeling = scan.state_input.get("labeling") or {}
+        job = close_app_job(labeling_table, scan.label_job, labeling)
+    else:
+        job = _stop_labeling_job(scan.label_job, wait_s=wait_s, poll_s=poll_s)
+    merged = merge_answers(scan, job) if job["LabelingJobStatus"] in _SETTLED else None
     return StopResult(
         execution_stopped=stopped,
         labeling_job=scan.label_job,

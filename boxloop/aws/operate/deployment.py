@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.stack_outputs import (
     DEFAULT_STACK_NAME,
+    LABELING_TABLE_OUTPUT,
     LOOP_CONFIG_KEY,
     AwsSetupError,
     StackOutputs,
@@ -44,6 +45,11 @@ class Deployment:
     def state_machine_arn(self) -> str:
         """The workflow's ARN."""
         return self.outputs.state_machine_arn
+
+    @property
+    def labeling_table(self) -> str | None:
+        """The labeling app's task table, or ``None`` (a Ground Truth stack has none)."""
+        return self.outputs.values.get(LABELING_TABLE_OUTPUT) or None
 
     @property
     def partition(self) -> str:

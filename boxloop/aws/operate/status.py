@@ -15,6 +15,7 @@ Sources, each the one that owns the fact:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -181,6 +182,8 @@ class HistoryScan:
                 self.run = self.state_input["run"]
             if self.step in LABEL_STATES:
                 self.label_job = None
+            if self.step == "LabelInApp":  # boxloop's app names its job as PrepareLabeling did
+                self.label_job = (self.state_input.get("labeling") or {}).get("job_name")
             return
         scheduled = event.get("taskScheduledEventDetails")
         if scheduled is not None and self.step == "Label":
@@ -216,6 +219,27 @@ def _labeling_progress(job_name: str, state_input: dict[str, Any]) -> LabelingPr
         status=str(described.get("LabelingJobStatus", "")),
         answered=answered,
         total=total,
+    )
+
+
+def app_labeling_progress(table: str, job_name: str) -> LabelingProgress | None:
+    """The boxloop labeling app's job progress from its task table (``None`` if not there yet).
+
+    ``labelers_active`` counts the images leased now: each labeler holds one at a time.
+    """
+    from boxloop.aws.labeling_store import DynamoTaskStore
+
+    store = DynamoTaskStore(table, job_name=job_name)
+    record = store.record_of(job_name)
+    if record is None:
+        return None
+    counts = store.job_counts(job_name, record.info.workers_per_object, time.time())
+    return LabelingProgress(
+        job_name=job_name,
+        status=record.status,
+        answered=counts.done,
+        total=counts.total,
+        labelers_active=counts.leased,
     )
 
 
@@ -277,8 +301,14 @@ def scan_history(execution_arn: str) -> HistoryScan:
     return scan
 
 
-def run_status(execution: Execution) -> RunStatus:
-    """Read the execution's status from its history and its run's files."""
+def run_status(execution: Execution, *, labeling_table: str | None = None) -> RunStatus:
+    """Read the execution's status from its history and its run's files.
+
+    Args:
+        execution: the execution.
+        labeling_table: the stack's labeling task table (output ``LabelingTableName``), for the
+            progress of a batch in boxloop's labeling app; ``None`` for a Ground Truth stack.
+    """
     scan = scan_history(execution.arn)
     run = scan.run or {}
     notes: list[str] = []
@@ -292,6 +322,11 @@ def run_status(execution: Execution) -> RunStatus:
     labeling = None
     if execution.is_running and scan.step == "Label" and scan.label_job:
         labeling = _labeling_progress(scan.label_job, scan.state_input)
+    elif execution.is_running and scan.step == "LabelInApp" and scan.label_job:
+        if labeling_table:
+            labeling = app_labeling_progress(labeling_table, scan.label_job)
+        else:
+            notes.append("the stack has no LabelingTableName output: redeploy it to see the batch")
     model = run.get("model")
     return RunStatus(
         execution=execution,
