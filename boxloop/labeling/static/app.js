@@ -234,7 +234,11 @@
     }
     $("job-title").textContent = job.title || job.name || "boxloop labeling";
     document.title = ($("job-title").textContent) + " - boxloop";
-    if (job.instructions) $("job-title").title = job.instructions;
+    if (job.instructions) {
+      $("job-title").title = job.instructions;
+      $("help-instructions").textContent = job.instructions;
+      $("help-instructions").hidden = false;
+    }
     updateCounts(job.counts);
     $("review-controls").hidden = app.mode !== "review";
     $("btn-back").hidden = app.mode !== "review";
