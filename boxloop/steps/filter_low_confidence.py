@@ -1,10 +1,14 @@
-"""Filter low confidence: calibrate on validation images, auto-label the confident pool images.
+"""Filter low confidence: decide the auto-label threshold, label the confident open images.
 
-Two streaming passes join the id-sorted ledger with the id-sorted predictions: the first
-collects ``(confidence, score)`` pairs of human-labeled validation images and calibrates the
-threshold; the second writes the next ledger, auto-labeling pool images at or above it.
-Then the stop rules decide whether the loop goes on. With ``defer_auto_labels`` the threshold
-is applied only with the last model (a third pass when a stop rule ends the loop sooner).
+A thin adapter over :func:`boxloop.core.decision.decide`. Two streaming passes join the
+id-sorted ledger with the id-sorted predictions: the first scores the human-labeled validation
+images' would-be auto-labels (:class:`~boxloop.core.calibration.ImageEvidence`) and collects the
+open images' confidences; the decision is made from them; the second pass writes the next
+ledger, auto-labeling open images at or above the threshold. The audited images humans labeled
+this round are scored against the previous model's predictions (``boxloop.steps.audit``): the
+live estimate of what the previous decision delivers. Then the stop rules decide whether the
+loop goes on. With ``defer_auto_labels`` the threshold is applied only with the last model (a
+third pass when a stop rule ends the loop sooner).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import iter_lines, write_text
 from boxloop.aws.sagemaker_jobs import SUPERSEDED_KEY, stop_superseded_jobs
-from boxloop.core.calibration import calibrate_scores, image_score
+from boxloop.core.calibration import ImageEvidence, image_evidence
 from boxloop.core.cost import PriceTable, iteration_cost
+from boxloop.core.decision import Decision, decide
 from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError
 from boxloop.core.formats.groundtruth import Label
 from boxloop.core.model_state import ModelState
 from boxloop.core.records import PROVENANCE_KEY
+from boxloop.steps.audit import audit_report
 from boxloop.steps.finalize import all_labeled_reason
 from boxloop.steps.postprocess import PREDICTIONS_FILE, read_predictions
 from boxloop.steps.run import RunState, iter_records, write_records
@@ -31,7 +37,6 @@ from boxloop.steps.run import RunState, iter_records, write_records
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from boxloop.core.calibration import Calibration
     from boxloop.core.config import LoopConfig
     from boxloop.core.cost import IterationCost
     from boxloop.core.predictions import Prediction
@@ -88,37 +93,44 @@ def _joined(
             yield record, None
 
 
-def calibrate(run: RunState, config: LoopConfig, predictions_uri: str | None) -> Calibration:
-    """Calibrate the threshold on this iteration's predictions for human-labeled validation.
+def collect_evidence(
+    run: RunState, config: LoopConfig, predictions_uri: str | None
+) -> tuple[list[ImageEvidence], array[float]]:
+    """The validation images' evidence and the open images' confidences, in one pass.
 
-    The confidences of the images the threshold may auto-label are collected in the same pass
-    (8 bytes each) so the threshold holds for them too. Only the lines needed are parsed here;
-    the second pass parses every line.
+    Validation images count when humans labeled them and the model predicted them; audited
+    images are left out (they were drawn from the would-be auto-labels, not at random, and
+    would tilt the validation sample; they are the audit's evidence instead). Only the lines
+    needed are parsed; the open images' confidences take 8 bytes each.
     """
     attr = config.label_attribute
-    pool = array("d")
+    pool: array[float] = array("d")
 
     def needed(obj: dict[str, Any]) -> bool:
         role = _role(obj)
         return role == "validation" or (role in ("seed", "pool") and attr not in obj)
 
-    pairs = []
+    evidence: list[ImageEvidence] = []
     for record, prediction in _joined(run, config, predictions_uri, where=needed):
-        if prediction is not None and _can_be_auto_labeled(record, prediction):
+        if prediction is None or prediction.missing:
+            continue
+        if _can_be_auto_labeled(record, prediction):
             pool.append(prediction.confidence)
-            continue
-        if (
-            record.provenance.role != "validation"
-            or not record.is_human_labeled
-            or prediction is None
-            or prediction.missing
-            or record.label is None
+        elif (
+            record.provenance.role == "validation"
+            and not record.provenance.audit
+            and record.is_human_labeled
+            and record.label is not None
         ):
-            continue
-        predicted = prediction.detections
-        score = image_score(predicted, record.label.detections, config.target_metric)
-        pairs.append((prediction.confidence, score))
-    return calibrate_scores(pairs, config.calibration, pool=pool)
+            evidence.append(
+                image_evidence(
+                    prediction.confidence,
+                    prediction.detections,
+                    record.label.detections,
+                    config.target_metric,
+                )
+            )
+    return evidence, pool
 
 
 def _auto_label(
@@ -158,23 +170,6 @@ def _auto_label(
         job_name=f"boxloop/{model}",
         creation_date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
     )
-
-
-def _would_be_threshold(
-    calibration: Calibration, config: LoopConfig, *, passed: bool
-) -> float | None:
-    """The confidence from which a pool image is a would-be auto-label, for next round's audit.
-
-    The validation images alone certify every image from ``validation_threshold`` up; the
-    applied threshold may sit higher because the pool's test lacked evidence where the pool's
-    images crowd. Those held-back images are what the audit samples, and their human labels
-    join validation right there. A fixed threshold is its own; a failed gate trusts nothing.
-    """
-    if not passed:
-        return None
-    if config.fixed_threshold is not None:
-        return config.fixed_threshold
-    return calibration.validation_threshold
 
 
 def _add_to_histogram(bins: list[int], value: float) -> None:
@@ -265,6 +260,37 @@ def _write_next_ledger(
     return _Written(ledger, counts, spent, auto, histogram)
 
 
+def calibration_view(
+    decision: Decision, *, applied: float | None, deferred: bool
+) -> dict[str, Any]:
+    """The report's ``calibration`` block: the decision's headline figures, flat.
+
+    The plots and the run page read these keys; the full typed value is the ``auto_label``
+    block (:meth:`Decision.from_json`).
+    """
+    accepted = decision.accepted
+    return {
+        "threshold": decision.threshold,
+        "applied_threshold": applied,
+        "deferred": deferred,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "metric": decision.metric,
+        "target": decision.target,
+        "expected_accuracy": accepted.image_accuracy,
+        "lower_bound": accepted.image_bound,
+        "box_accuracy": accepted.box_accuracy,
+        "box_lower_bound": accepted.box_bound,
+        "coverage": accepted.images / decision.n_validation if decision.n_validation else 0.0,
+        "n_validation": decision.n_validation,
+        "n_accepted": accepted.images,
+        "n_accepted_empty": accepted.empty_images,
+        "n_pool_accepted": decision.n_pool_accepted,
+        "would_be_threshold": decision.threshold,
+        "curve": [list(point) for point in decision.curve],
+    }
+
+
 def stop_superseded_inference_jobs(inference: dict[str, Any]) -> list[str]:
     """Stop the earlier attempts of this iteration's transform and post-processing jobs.
 
@@ -304,10 +330,15 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         else None
     )
     gate = inference.get("gate") or {"passed": True}
-    calibration = calibrate(run, config, predictions_uri)
-    chosen = calibration.threshold if config.fixed_threshold is None else config.fixed_threshold
-    threshold = chosen if gate.get("passed") else None
-    would_be = _would_be_threshold(calibration, config, passed=bool(gate.get("passed")))
+    evidence, pool = collect_evidence(run, config, predictions_uri)
+    decision = decide(
+        evidence,
+        pool,
+        config.calibration,
+        fixed_threshold=config.fixed_threshold,
+        gate_passed=bool(gate.get("passed")),
+    )
+    threshold = decision.threshold
     model = inference.get("model_name") or ""
     deferring = (
         config.defer_auto_labels
@@ -316,12 +347,12 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
     )
     applied = None if deferring else threshold
     written = _write_next_ledger(run, config, predictions_uri, applied, model)
-    decision, reason, stalled = _decide(run, config, written)
-    if deferring and decision == "finalize":
+    next_step, reason, stalled = _decide(run, config, written)
+    if deferring and next_step == "finalize":
         # The loop stops here, so no later model will label these images: label them now.
         applied = threshold
         written = _write_next_ledger(run, config, predictions_uri, applied, model)
-        decision, reason, stalled = _decide(run, config, written)
+        next_step, reason, stalled = _decide(run, config, written)
     counts, spent = written.counts, written.spent
     held = threshold if deferring and applied is None else None
     report = {
@@ -329,27 +360,14 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
         "counts": counts,
         "auto_labeled": written.auto,
         "gate": gate,
-        "calibration": {
-            "threshold": calibration.threshold,
-            "applied_threshold": applied,
-            "deferred": held is not None,
-            "metric": calibration.metric,
-            "target": calibration.target,
-            "expected_accuracy": calibration.expected_accuracy,
-            "lower_bound": calibration.lower_bound,
-            "coverage": calibration.coverage,
-            "n_validation": calibration.n_validation,
-            "n_accepted": calibration.n_accepted,
-            "pool_expected_accuracy": calibration.pool_expected_accuracy,
-            "pool_lower_bound": calibration.pool_lower_bound,
-            "n_pool_accepted": calibration.n_pool_accepted,
-            "validation_threshold": calibration.validation_threshold,
-            "would_be_threshold": would_be,
-            "curve": [list(point) for point in calibration.curve],
-        },
+        "auto_label": decision.to_json(),
+        "applied_threshold": applied,
+        "deferred": held is not None,
+        "audit": audit_report(run, config),
+        "calibration": calibration_view(decision, applied=applied, deferred=held is not None),
         "confidence_histogram": written.histogram,
         "cost_to_date": spent.to_dict(),
-        "decision": decision,
+        "decision": next_step,
         "stop_reason": reason,
         SUPERSEDED_KEY: superseded,
     }
@@ -368,10 +386,12 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             artifacts=inference.get("model_artifacts"),
             threshold=applied,
             deferred_threshold=held,
-            would_be_threshold=would_be,
+            # the next round audits open images the threshold would accept (all of them
+            # while it is deferred); an applied threshold leaves none above it
+            would_be_threshold=threshold,
             gate=gate.get("passed"),
         ),
-        decision=decision,
+        decision=next_step,
         stop_reason=reason,
         stalled=stalled,
     )

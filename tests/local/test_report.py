@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from boxloop.core.boxes import Box
-from boxloop.core.calibration import CalibrationConfig, calibrate_scores
+from boxloop.core.calibration import CalibrationConfig, ImageEvidence
 from boxloop.core.cost import PriceTable, all_human_cost, iteration_cost, savings_fraction
+from boxloop.core.decision import decide
 from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError, NothingUsableError
 from boxloop.core.formats.groundtruth import Label
 from boxloop.core.manifests import record_id
 from boxloop.core.records import Provenance, Record, record_to_json
 from boxloop.local.reporting import evaluate_against_reference, write_html_report
+from boxloop.steps.filter_low_confidence import calibration_view
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -251,7 +253,9 @@ def sample_report(n_iterations: int = 3) -> dict[str, Any]:
     """
     rng = random.Random(7)
     prices = PriceTable.from_label_prices(human_label_usd=0.26, auto_label_usd=0.08)
-    config = CalibrationConfig(metric="exact_match", target=0.85, min_validation=50)
+    config = CalibrationConfig(
+        metric="exact_match", target=0.85, confidence_level=0.8, min_validation=50
+    )
     total, human, auto = 600, 100, 0
     per_iteration = []
     for k in range(n_iterations):
@@ -259,10 +263,12 @@ def sample_report(n_iterations: int = 3) -> dict[str, Any]:
         for _ in range(80):
             confidence = rng.betavariate(3 + k, 2)
             p_exact = 1 / (1 + math.exp(-14 * (confidence - 0.62 + 0.04 * k)))
-            pairs.append((confidence, float(rng.random() < p_exact)))
-        calibration = calibrate_scores(pairs, config)
+            pairs.append(
+                ImageEvidence(confidence=confidence, score=float(rng.random() < p_exact))
+            )
         pool = sorted(rng.betavariate(3 + k, 2) for _ in range(total - human - auto))
-        threshold = calibration.threshold
+        decision = decide(pairs, pool, config)
+        threshold = decision.threshold
         newly_auto = sum(c >= threshold for c in pool) if threshold is not None else 0
         auto += newly_auto
         counts = {
@@ -284,18 +290,8 @@ def sample_report(n_iterations: int = 3) -> dict[str, Any]:
                 "counts": counts,
                 "auto_labeled": newly_auto,
                 "gate": {"passed": True},
-                "calibration": {
-                    "threshold": threshold,
-                    "applied_threshold": threshold,
-                    "metric": calibration.metric,
-                    "target": calibration.target,
-                    "expected_accuracy": calibration.expected_accuracy,
-                    "lower_bound": calibration.lower_bound,
-                    "coverage": calibration.coverage,
-                    "n_validation": calibration.n_validation,
-                    "n_accepted": calibration.n_accepted,
-                    "curve": [list(p) for p in calibration.curve],
-                },
+                "auto_label": decision.to_json(),
+                "calibration": calibration_view(decision, applied=threshold, deferred=False),
                 "confidence_histogram": bins,
                 "cost_to_date": iteration_cost(
                     human_labels=human, auto_labels=auto, prices=prices

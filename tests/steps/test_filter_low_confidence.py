@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from boxloop.core.decision import Decision, Estimate
 from boxloop.core.errors import ManifestError
 from boxloop.core.manifests import record_id
+from boxloop.core.model_state import ModelState
 from boxloop.steps.filter_low_confidence import HISTOGRAM_BINS, filter_low_confidence
 from boxloop.steps.merge_human_labels import merge_human_labels
 from boxloop.steps.postprocess import PREDICTIONS_FILE
@@ -17,7 +19,7 @@ from boxloop.steps.prepare_labeling import prepare_labeling
 MODEL = "bl-abcd-000-train"
 WH = [640, 480]
 N_GOOD = N_BAD = 20
-"""Validation: 20 exact predictions at confidence 0.9, 20 wrong ones at 0.3 -> threshold 0.9."""
+"""Validation: 20 exact predictions at confidence 0.95, 20 wrong ones at 0.5 -> threshold 0.95."""
 
 
 def _ref(name: str) -> str:
@@ -49,12 +51,12 @@ class Scenario:
             name = f"val-good-{i}"
             label = self._gt(tuple(WH), [(0, 100, 100, 100, 100)])
             self.lines.append(self._line(_ref(name), label=label, role="validation"))
-            self.predictions.append(_prediction(name, 0.9, [[0, 0.95, 100, 100, 200, 200]]))
+            self.predictions.append(_prediction(name, 0.95, [[0, 0.95, 100, 100, 200, 200]]))
         for i in range(n_bad):
             name = f"val-bad-{i}"
             label = self._gt(tuple(WH), [(1, 300, 300, 100, 100)])
             self.lines.append(self._line(_ref(name), label=label, role="validation"))
-            self.predictions.append(_prediction(name, 0.3, [[0, 0.6, 0, 0, 50, 50]]))
+            self.predictions.append(_prediction(name, 0.5, [[0, 0.6, 0, 0, 50, 50]]))
         return self
 
     def pool(self, name: str, confidence: float | None, **provenance: Any) -> Scenario:
@@ -85,6 +87,27 @@ class Scenario:
             "model_artifacts": "s3://b/model.tar.gz",
             "postprocess": {"output_path": f"{folder}/"},
         }
+
+
+@pytest.fixture
+def make_config(make_config):
+    """The shared builder with the settings these tests were written for pinned.
+
+    (The defaults follow the measured recipe, which defers auto-labels to the last model.)
+    """
+
+    def build(**overrides: Any):
+        pinned = {
+            "target_metric": "mean_iou",
+            "confidence_level": 0.9,
+            "min_accepted": 20,
+            "defer_auto_labels": False,
+            "finish_with_humans": False,
+            "max_iterations": 10,
+        }
+        return make_config(**{**pinned, **overrides})
+
+    return build
 
 
 @pytest.fixture
@@ -152,7 +175,7 @@ def test_filter_low_confidence_auto_labels_pool_images_above_the_calibrated_thre
         assert line["boxloop"] == {
             "iteration": 1,
             "confidence": 0.95,
-            "threshold": 0.9,
+            "threshold": 0.95,
             "model": MODEL,
         }
     assert "boxes" not in lines["pool-lo-0"]
@@ -160,12 +183,12 @@ def test_filter_low_confidence_auto_labels_pool_images_above_the_calibrated_thre
     assert lines["pool-lo-0"]["boxloop"] == {"confidence": 0.5, "image_wh": WH}
     assert lines["pool-lo-1"]["boxloop"] == {"confidence": 0.12, "attempts": 1, "image_wh": WH}
     assert after.counts["auto"] == 3
-    assert after.model == {
+    assert after.model.to_json() == {
         "name": MODEL,
         "artifacts": "s3://b/model.tar.gz",
-        "threshold": 0.9,
+        "threshold": 0.95,
         "deferred_threshold": None,
-        "would_be_threshold": 0.9,
+        "would_be_threshold": 0.95,
         "gate": True,
     }
     assert (after.iteration, after.decision, after.stop_reason) == (2, "continue", None)
@@ -184,10 +207,10 @@ def test_filter_low_confidence_defers_auto_labels_while_a_later_model_will_be_tr
     assert all("boxes" not in lines[f"pool-hi-{i}"] for i in range(3))
     assert lines["pool-hi-0"]["boxloop"] == {"confidence": 0.95, "image_wh": WH}
     assert after.counts["auto"] == 0
-    assert (after.model["threshold"], after.model["deferred_threshold"]) == (None, 0.9)
-    assert after.model["would_be_threshold"] == 0.9  # the next audit samples the held-back
+    assert (after.model.threshold, after.model.deferred_threshold) == (None, 0.95)
+    assert after.model.would_be_threshold == 0.95  # the next audit samples the held-back
     calibration = _report(after)["calibration"]
-    assert (calibration["threshold"], calibration["applied_threshold"]) == (0.9, None)
+    assert (calibration["threshold"], calibration["applied_threshold"]) == (0.95, None)
     assert calibration["deferred"] is True
     assert after.decision == "continue"
 
@@ -215,7 +238,7 @@ def test_filter_low_confidence_applies_a_deferred_threshold_with_the_last_model(
     lines = _by_name(read_jsonl, after.ledger)
     assert all(lines[f"pool-hi-{i}"]["boxes-metadata"]["human-annotated"] == "no" for i in range(3))
     assert after.counts["auto"] == 3
-    assert (after.model["threshold"], after.model["deferred_threshold"]) == (0.9, None)
+    assert (after.model.threshold, after.model.deferred_threshold) == (0.95, None)
     assert _report(after)["calibration"]["deferred"] is False
 
 
@@ -238,10 +261,18 @@ def test_filter_low_confidence_writes_the_iteration_report(tmp_path, iteration):
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
     report = _report(after)
     calibration = report["calibration"]
-    assert (calibration["threshold"], calibration["applied_threshold"]) == (0.9, 0.9)
+    assert (calibration["threshold"], calibration["applied_threshold"]) == (0.95, 0.95)
     assert calibration["n_validation"] == N_GOOD + N_BAD
     assert calibration["n_accepted"] == N_GOOD
-    assert calibration["curve"] == [[0.9, 1.0, 0.5], [0.3, 0.5, 1.0]]
+    assert calibration["curve"] == [[0.95, 1.0, 0.5], [0.5, 0.5, 1.0]]
+    # the typed decision: the fixed sequence passed 0.95 and stopped at 0.5
+    decision = Decision.from_json(report["auto_label"])
+    assert decision.threshold == 0.95
+    assert decision.rule == "fixed_sequence"
+    assert [(t.threshold, t.passed) for t in decision.tested] == [(0.95, True), (0.5, False)]
+    assert decision.n_pool_accepted == 3
+    assert decision.accepted.images == N_GOOD
+    assert decision.accepted.box_accuracy == 1.0
     histogram = report["confidence_histogram"]
     assert len(histogram) == HISTOGRAM_BINS
     assert sum(histogram) == 5  # the predicted, unlabeled pool images
@@ -263,12 +294,13 @@ def test_filter_low_confidence_auto_labels_nothing_when_the_quality_gate_failed(
     )
     assert lines["pool-hi-0"]["boxloop"] == {"confidence": 0.95, "image_wh": WH}  # ranked next
     assert after.counts["auto"] == 0
-    assert after.model["threshold"] is None
-    assert after.model["would_be_threshold"] is None  # an untrusted model: nothing to audit
-    assert after.model["gate"] is False
+    assert after.model.threshold is None
+    assert after.model.would_be_threshold is None  # an untrusted model: nothing to audit
+    assert after.model.gate is False
     report = _report(after)
-    assert report["calibration"]["threshold"] == 0.9
+    assert report["calibration"]["threshold"] is None
     assert report["calibration"]["applied_threshold"] is None
+    assert "quality gate" in report["auto_label"]["reason"]
 
 
 def test_filter_low_confidence_auto_labels_nothing_below_min_validation(
@@ -278,7 +310,7 @@ def test_filter_low_confidence_auto_labels_nothing_below_min_validation(
     config = make_config(min_validation=41)  # one more than the 40 validation images
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
     assert after.counts["auto"] == 0
-    assert after.model["threshold"] is None
+    assert after.model.threshold is None
 
 
 @pytest.mark.parametrize(
@@ -297,8 +329,8 @@ def test_filter_low_confidence_uses_fixed_threshold_instead_of_calibration(
     # WHEN the step runs
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
     # THEN the cut is applied as given, whatever calibration would have chosen
-    assert after.model["threshold"] == fixed
-    assert after.model["would_be_threshold"] == fixed
+    assert after.model.threshold == fixed
+    assert after.model.would_be_threshold == fixed
     assert after.counts["auto"] == auto
 
 
@@ -401,7 +433,7 @@ def test_filter_low_confidence_rejects_an_auto_label_class_outside_the_label_con
     # GIVEN a confident pool image whose prediction has class 5 (the run has 3 classes)
     scenario.validation()
     scenario.add(
-        ledger_line(_ref("pool-odd")), _prediction("pool-odd", 0.99, [[5, 0.99, 1, 1, 9, 9]])
+        ledger_line(_ref("pool-odd")), _prediction("pool-odd", 0.95, [[5, 0.99, 1, 1, 9, 9]])
     )
     config = make_config(min_validation=20, target_value=0.6, confidence_level=0.9)
     run = make_run(scenario.lines, config)
@@ -410,87 +442,82 @@ def test_filter_low_confidence_rejects_an_auto_label_class_outside_the_label_con
         filter_low_confidence(run, config, scenario.inference(tmp_path))
 
 
-def _edge_pool_round(
-    scenario: Scenario, make_config, make_run, gt_fields, ledger_line, **overrides: Any
-):
-    """A later round where the pool's images crowd where validation is weak.
-
-    Validation is right at 0.9 and 60 % right at 0.5 (26 of 30 right at or above 0.5); the
-    pool's 10 open images all sit just above 0.5.
-    """
-    scenario.validation(n_good=20, n_bad=0)
-    for i in range(10):
-        right = i < 6
-        name = f"val-mid-{i}"
-        box = (0, 100, 100, 100, 100) if right else (1, 300, 300, 100, 100)
-        scenario.add(
-            ledger_line(_ref(name), label=gt_fields(tuple(WH), [box]), role="validation"),
-            _prediction(name, 0.5, [[0, 0.95, 100, 100, 200, 200]]),
-        )
-    for i in range(10):
-        scenario.pool(f"pool-edge-{i}", 0.55)
-    config = make_config(
-        target_metric="exact_match",
-        target_value=0.8,
-        confidence_level=None,
-        min_validation=20,
-        min_accepted=5,
-        **overrides,
-    )
-    return make_run(scenario.lines, config, iteration=2), config
-
-
-def test_filter_low_confidence_calibrates_for_the_pool_images_it_would_accept(
+def test_filter_low_confidence_leaves_deferred_would_be_labels_to_the_next_audit(
     tmp_path, scenario, make_config, make_run, gt_fields, ledger_line
 ):
-    # GIVEN a later round's pool whose images all sit just above 0.5, where validation is 60 %
-    run, config = _edge_pool_round(scenario, make_config, make_run, gt_fields, ledger_line)
-
-    # WHEN the filter runs
-    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
-
-    # THEN validation alone would accept 0.5, but the pool images there are expected 60% right,
-    # so pool-aware calibration keeps the threshold at 0.9 and auto-labels none of them
-    calibration = _report(after)["calibration"]
-    assert calibration["threshold"] == 0.9
-    assert after.counts["auto"] == 0
-    # AND from 0.5 up they are would-be auto-labels, which next round's audit samples
-    assert calibration["validation_threshold"] == 0.5
-    assert after.model["would_be_threshold"] == 0.5
-    assert calibration["n_pool_accepted"] == 0
-    assert calibration["pool_expected_accuracy"] is None
-
-
-def test_filter_low_confidence_leaves_held_back_images_to_the_next_audit(
-    tmp_path, scenario, make_config, make_run, gt_fields, ledger_line, read_jsonl
-):
-    # GIVEN the round whose pool check held back the 10 pool images at 0.55, a complete seed,
-    # and a batch of 4 with a 50 % audit share
+    # GIVEN a deferred 0.95 threshold over 3 open images at 0.95 and 3 at 0.1, a complete
+    # seed, and a batch of 4 with a 50 % audit share
+    scenario.validation()
     scenario.add(ledger_line(_ref("seed-0"), label=gt_fields(tuple(WH), [(0, 5, 5, 9, 9)])))
     for i in range(3):
-        scenario.pool(f"pool-low-{i}", 0.1)
-    run, config = _edge_pool_round(
-        scenario,
-        make_config,
-        make_run,
-        gt_fields,
-        ledger_line,
-        seed_size=1,
-        batch_size=4,
-        audit_share=0.5,
+        scenario.pool(f"pool-hi-{i}", 0.95).pool(f"pool-low-{i}", 0.1)
+    config = make_config(
+        defer_auto_labels=True, seed_size=1, batch_size=4, audit_share=0.5, min_validation=20
     )
+    run = make_run(scenario.lines, config, iteration=1)
     after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    assert (after.model.threshold, after.model.would_be_threshold) == (None, 0.95)
     # WHEN the next batch is prepared
     labeling = prepare_labeling(after, config)
-    # THEN two held-back images are audited, and two of the least confident pool images learn
-    lines = read_jsonl(labeling["input_manifest"])
-    chosen = {Path(x["source-ref"]).stem: x["boxloop"] for x in lines}
+    # THEN two would-be auto-labels are audited, and two of the least confident images learn
+    chosen = {Path(x["source-ref"]).stem: x["boxloop"] for x in _read(labeling["input_manifest"])}
     audited = {name for name, provenance in chosen.items() if provenance.get("audit")}
     assert len(audited) == 2
-    assert all(name.startswith("pool-edge-") for name in audited)
+    assert all(name.startswith("pool-hi-") for name in audited)
     learning = set(chosen) - audited
     assert len(learning) == 2
     assert all(name.startswith("pool-low-") for name in learning)
+
+
+def _read(path: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def test_filter_low_confidence_reports_what_the_audit_measured(
+    tmp_path, scenario, make_config, make_run, gt_fields, ledger_line
+):
+    # GIVEN four audited images humans labeled in iteration 2, whose would-be auto-labels
+    # (the iteration-1 model's predictions) were right for three of them
+    config = make_config(min_validation=20, target_metric="exact_match", target_value=0.9)
+    scenario.validation()
+    previous = []
+    for i in range(4):
+        name = f"audit-{i}"
+        truth = (0, 100, 100, 100, 100) if i < 3 else (1, 300, 300, 100, 100)
+        scenario.add(
+            ledger_line(
+                _ref(name),
+                label=gt_fields(tuple(WH), [truth]),
+                role="validation",
+                audit=True,
+                iteration=2,
+            ),
+            _prediction(name, 0.9, [[0, 0.9, 100, 100, 200, 200]]),
+        )
+        previous.append(_prediction(name, 0.97, [[0, 0.97, 100, 100, 200, 200]]))
+    scenario.pool("pool-0", 0.95)
+    run = make_run(
+        scenario.lines, config, iteration=2, model=ModelState(name="m1", would_be_threshold=0.96)
+    )
+    folder = Path(run.paths.step(1, "postprocess"))
+    folder.mkdir(parents=True)
+    ordered = sorted(previous, key=lambda p: p["id"])
+    (folder / PREDICTIONS_FILE).write_text("".join(json.dumps(p) + "\n" for p in ordered))
+    # WHEN the filter runs
+    after = filter_low_confidence(run, config, scenario.inference(tmp_path))
+    # THEN the report sets the audit's estimate (3 of 4 exact, Clopper-Pearson 90 % interval)
+    # against iteration 1's promise, and the audited images stay out of the decision
+    audit = _report(after)["audit"]
+    assert (audit["for_iteration"], audit["threshold"]) == (1, 0.96)
+    assert audit["promise"] == {"metric": "exact_match", "target": 0.9, "confidence_level": 0.9}
+    round_ = Estimate.from_json(audit["round"])
+    assert (round_.images, round_.image_accuracy) == (4, 0.75)
+    low, high = round_.image_interval
+    assert low == pytest.approx(0.2486, abs=1e-3)
+    assert high == pytest.approx(0.9873, abs=1e-3)
+    assert (round_.boxes, round_.box_accuracy) == (5, 0.6)  # 3 pairs, 1 missed, 1 extra
+    assert Estimate.from_json(audit["total"]).images == 4
+    assert _report(after)["auto_label"]["n_validation"] == N_GOOD + N_BAD
 
 
 def test_filter_low_confidence_finalizes_when_only_unlabeled_test_images_are_left(
