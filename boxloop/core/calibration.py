@@ -18,6 +18,7 @@ target while its boxes are poor. That is why boxes are scored (and certified) as
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -255,8 +256,11 @@ def _binomial_tail(k: int, n: int, p: float) -> float:
     return _regularized_beta(float(k), float(n - k + 1), p)
 
 
+@functools.lru_cache(maxsize=65536)
 def clopper_pearson_lower(successes: int, n: int, delta: float) -> float:
     """Exact one-sided ``1 - delta`` lower bound of a binomial proportion (Clopper-Pearson).
+
+    Cached: a decision walks nested prefixes and a round re-tests the same counts.
 
     The largest ``p`` with ``P(X >= successes | n, p) <= delta``: for any true proportion,
     the bound exceeds it with probability at most ``delta``. 20 of 20 at ``delta = 0.2``

@@ -1,0 +1,1 @@
+"""Validity benchmark of the auto-label decision, replayed from kept run files."""
