@@ -20,6 +20,8 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from boxloop.steps.run import iter_records
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from boxloop.core.records import Record
 
 GALLERY_SIZE = 12
@@ -56,23 +58,28 @@ class GalleryItem:
 
 
 def least_confident_auto_labels(
-    output_manifest: Path,
+    output_manifest: Path | str,
     label_attribute: str,
     *,
     base_dir: Path,
     limit: int = GALLERY_SIZE,
     side: int = THUMB_SIDE,
+    read_image: Callable[[str], bytes] | None = None,
 ) -> list[GalleryItem]:
     """The ``limit`` auto-labels of lowest image confidence, lowest first, with thumbnails.
 
     The manifest is streamed and only ``limit`` records are held; only those images are read.
 
     Args:
-        output_manifest: The run's local ``output.manifest`` (source-refs are the user's paths).
+        output_manifest: The run's ``output.manifest``: a local file (source-refs are the
+            user's paths) or a deployed run's ``s3://`` URI, streamed either way.
         label_attribute: The run's label attribute.
         base_dir: Where relative source-refs are resolved.
         limit: How many to show.
         side: Longest side of a thumbnail, pixels.
+        read_image: Reads an image's bytes by its source-ref, for images that are not local
+            files (a deployed run's ``s3://`` images, fetched through presigned URLs by
+            ``boxloop aws report``); default: open the file under ``base_dir``.
     """
     lowest = heapq.nsmallest(
         limit,
@@ -92,19 +99,22 @@ def least_confident_auto_labels(
             threshold=record.provenance.threshold,
             iteration=record.provenance.iteration,
             boxes=len(record.label.detections.boxes) if record.label else 0,
-            thumbnail=_thumbnail(record, base_dir, side),
+            thumbnail=_thumbnail(record, base_dir, side, read_image),
         )
         for confidence, _, record in lowest
     ]
 
 
-def _thumbnail(record: Record, base_dir: Path, side: int) -> bytes | None:
+def _thumbnail(
+    record: Record, base_dir: Path, side: int, read_image: Callable[[str], bytes] | None = None
+) -> bytes | None:
     """The image shrunk to ``side`` with the label's boxes drawn (class colour, score)."""
     path = Path(record.source_ref)
     if not path.is_absolute():
         path = base_dir / path
     try:
-        with Image.open(path) as original:
+        source = io.BytesIO(read_image(record.source_ref)) if read_image else path
+        with Image.open(source) as original:
             image = original.convert("RGB")
     except (OSError, UnidentifiedImageError):
         return None
