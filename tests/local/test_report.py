@@ -14,7 +14,7 @@ import pytest
 from boxloop.core.boxes import Box
 from boxloop.core.calibration import CalibrationConfig, ImageEvidence
 from boxloop.core.cost import PriceTable, all_human_cost, iteration_cost, savings_fraction
-from boxloop.core.decision import decide
+from boxloop.core.decision import Decision, decide, estimate
 from boxloop.core.detections import Detections
 from boxloop.core.errors import ManifestError, NothingUsableError
 from boxloop.core.formats.groundtruth import Label
@@ -263,9 +263,7 @@ def sample_report(n_iterations: int = 3) -> dict[str, Any]:
         for _ in range(80):
             confidence = rng.betavariate(3 + k, 2)
             p_exact = 1 / (1 + math.exp(-14 * (confidence - 0.62 + 0.04 * k)))
-            pairs.append(
-                ImageEvidence(confidence=confidence, score=float(rng.random() < p_exact))
-            )
+            pairs.append(ImageEvidence(confidence=confidence, score=float(rng.random() < p_exact)))
         pool = sorted(rng.betavariate(3 + k, 2) for _ in range(total - human - auto))
         decision = decide(pairs, pool, config)
         threshold = decision.threshold
@@ -400,7 +398,7 @@ def test_write_html_report_embeds_every_plot_and_headline_when_reference_given(
     assert f"${report['cost']['total_usd']:,.2f}" in html
     assert f"${report['all_human_cost']['total_usd']:,.2f}" in html
     assert report["stop_reason"] in html
-    assert html.count("<tr>") == 1 + 3 + 1 + 3  # iteration table + reference table
+    assert html.count("<tr>") == 1 + 3 + 1 + 3 + 1 + 3  # iteration, reference, decision tables
 
 
 def test_write_html_report_loads_nothing_from_the_network(tmp_path: Path) -> None:
@@ -468,3 +466,25 @@ def test_write_html_report_renders_every_threshold_state(
     assert html.count("<img ") == 4
     assert all(png.startswith(PNG_SIGNATURE) for png in _images(html))
     assert ("<td>failed</td>" in html) is not gate_passed
+
+
+def test_write_html_report_shows_each_decision_with_its_promise_and_the_audit(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a report whose last iteration audited four would-be auto-labels (three right)
+    report = sample_report()
+    evidence = [ImageEvidence(confidence=0.9, score=s) for s in (1.0, 1.0, 1.0, 0.0)]
+    report["per_iteration"][-1]["audit"] = {
+        "round": estimate(evidence, "exact_match").to_json(),
+        "total": estimate(evidence, "exact_match").to_json(),
+    }
+    # WHEN the page is written
+    html = write_html_report(report, tmp_path / "r.html", reference_eval=None).read_text(
+        encoding="utf-8"
+    )
+    # THEN every decision's reason and promise show, and the audit's estimate with its interval
+    assert "Auto-label decisions" in html
+    for row in report["per_iteration"]:
+        assert Decision.from_json(row["auto_label"]).reason.split(":")[0] in html
+    assert "exact match &gt;= 0.85 with 80% probability" in html
+    assert "75.0% of 4 [24.9%, 98.7%]" in html

@@ -6,6 +6,7 @@ import base64
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from boxloop.core.decision import Decision, Estimate
 from boxloop.local.reporting import plots
 
 if TYPE_CHECKING:
@@ -157,6 +158,51 @@ def _iteration_table(report: dict[str, Any], reference_eval: dict[str, Any] | No
     return '<div class="scroll"><table>' + _row(head, "th") + "".join(body) + "</table></div>"
 
 
+def _interval(estimate: Estimate) -> str:
+    """``"75.0% of 4 [24.9%, 98.7%]"``, or a dash when nothing was audited."""
+    if not estimate.images or estimate.image_interval is None:
+        return DASH
+    low, high = estimate.image_interval
+    return f"{_pct(estimate.image_accuracy)} of {estimate.images} [{_pct(low)}, {_pct(high)}]"
+
+
+def _decision_table(report: dict[str, Any]) -> str:
+    """Per iteration: the auto-label decision and why, its promise, and what the audit measured.
+
+    Reads the typed values the filter wrote (``auto_label``: ``Decision``; ``audit``:
+    ``Estimate`` per round and in total), the ones the progress line and report share.
+    """
+    rows = [r for r in report.get("per_iteration") or [] if r.get("auto_label")]
+    if not rows:
+        return ""
+    head = ["Iteration", "Threshold", "Why", "Promise", "Audited (round)", "Audited (total)"]
+    body = []
+    for r in rows:
+        decision = Decision.from_json(r["auto_label"])
+        audit = r.get("audit") or {}
+        level = decision.confidence_level
+        promise = f"{decision.metric.replace('_', ' ')} >= {decision.target:g}" + (
+            f" with {level:.0%} probability" if level is not None else " (plain mean)"
+        )
+        body.append(
+            _row(
+                [
+                    str(r.get("iteration")),
+                    _num(decision.threshold),
+                    decision.reason,
+                    promise,
+                    _interval(Estimate.from_json(audit.get("round") or {})),
+                    _interval(Estimate.from_json(audit.get("total") or {})),
+                ]
+            )
+        )
+    return (
+        '<p class="note">Audited: would-be auto-labels of the previous round sent to humans at '
+        "random and scored against the model's labels; 90 % intervals.</p>"
+        '<div class="scroll"><table>' + _row(head, "th") + "".join(body) + "</table></div>"
+    )
+
+
 def _reference_table(reference_eval: dict[str, Any]) -> str:
     head = ["Labels", "Images", "Exact match", "Mean IoU"]
     names = (
@@ -228,8 +274,8 @@ def _figures(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> s
             lambda: plots.calibration_plot(per_iteration),
             "Calibration curve",
             "On human-labeled validation images: the accuracy of the images a threshold "
-            "accepts, and their share. The threshold is the lowest whose lower confidence "
-            "bound meets the target.",
+            "accepts, and their share. The threshold is the last of the fixed sequence "
+            "(most confident first) whose lower confidence bound meets the target.",
         ),
     ]
     if reference_eval is not None:
@@ -376,6 +422,8 @@ def render_html_report(
         _details(report),
         "<h2>Iterations</h2>",
         _iteration_table(report, reference_eval),
+        "<h2>Auto-label decisions</h2>",
+        _decision_table(report),
         "<h2>Human effort</h2>",
         _effort_section(report),
         "<h2>Least confident auto-labels</h2>",
