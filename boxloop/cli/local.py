@@ -53,6 +53,11 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
 
     labels = LabelConfig.from_json(read_text(args.labels), source=args.labels)
     printer = ProgressPrinter()
+    overrides = parse_set(args.set)
+    if args.workforce == "browser" and "workers_per_object" not in overrides:
+        # The loop's default has three simulated workers per image; people at their own
+        # images are usually one: each image would otherwise wait for two more browsers.
+        overrides["workers_per_object"] = 1
     workforce = _workforce(
         args, labels, lambda text: printer.console.print(text, soft_wrap=True, markup=False)
     )
@@ -66,7 +71,7 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
         labels=labels,
         workforce=workforce,
         out_dir=Path(args.out),
-        overrides=parse_set(args.set),
+        overrides=overrides,
         detector=detector_settings(args, 2400),
         reference=Path(args.reference) if args.reference else None,
         resume_ledger=Path(args.resume) if args.resume else None,
