@@ -111,11 +111,14 @@ def test_local_run_with_browser_workforce_end_to_end(tmp_path):
     thread = threading.Thread(target=_labeler, args=(proc, answered, lines, errors))
     thread.start()
     try:
-        code = proc.wait(timeout=240)
+        code = proc.wait(timeout=400)
+    except subprocess.TimeoutExpired:
+        code = None
     finally:
         proc.kill()
         thread.join(timeout=10)
     output = "".join(lines)
+    assert code is not None, f"the run did not end; its output:\n{output[-4000:]}"
     assert code == 0, output[-4000:]
     assert not errors, errors
     manifest = [json.loads(x) for x in (out / "output.manifest").read_text().splitlines()]
