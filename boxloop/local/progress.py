@@ -9,6 +9,7 @@ call it freely.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -308,9 +309,33 @@ class ProgressPrinter:
             f"{counts.get('auto', 0)} by the machine, {counts.get('unlabeled', 0)} left[/green]"
             f"; threshold {threshold_text(run.get('model') or {})}"
         )
+        reason = decision_reason(run)
+        if reason:
+            self.console.print(f"           auto-label decision: {reason}")
         if run.get("stop_reason"):
             self.console.print(f"           stopping: {run['stop_reason']}")
         self.iteration = int(run.get("iteration", self.iteration + 1))
+
+
+def decision_reason(run: dict[str, Any]) -> str | None:
+    """Why the round's filter chose its threshold, from the typed decision in its report.
+
+    The same ``Decision`` the iteration report and the run page show (``auto_label``); None
+    when the report cannot be read (the line then shows the threshold alone).
+    """
+    from boxloop.aws.s3 import try_read_text
+    from boxloop.core.decision import Decision
+    from boxloop.steps.run import RunPaths
+
+    if not run.get("root") or not run.get("iteration"):
+        return None
+    uri = RunPaths(run["root"]).step(int(run["iteration"]) - 1, "report", "report.json")
+    try:
+        text = try_read_text(uri)
+        block = json.loads(text).get("auto_label") if text else None
+        return Decision.from_json(block).reason if block else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def threshold_text(model: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -32,3 +33,20 @@ def test_threshold_text_says_why_no_or_a_higher_threshold_was_applied(
     model: dict[str, Any], text: str
 ) -> None:
     assert threshold_text(model) == text
+
+
+def test_decision_reason_reads_the_typed_decision_of_the_round(tmp_path) -> None:
+    # GIVEN the iteration report filter-low-confidence wrote for iteration 0
+    from boxloop.core.calibration import CalibrationConfig, ImageEvidence
+    from boxloop.core.decision import decide
+    from boxloop.local.progress import decision_reason
+
+    validation = [ImageEvidence(confidence=0.9, score=1.0)] * 50
+    decision = decide(validation, [0.9, 0.1], CalibrationConfig(metric="exact_match"))
+    folder = tmp_path / "iter-000" / "report"
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps({"auto_label": decision.to_json()}))
+    # WHEN the progress line asks after the filter (the run state is at iteration 1)
+    # THEN it shows the decision's own reason; without a report, nothing
+    assert decision_reason({"root": str(tmp_path), "iteration": 1}) == decision.reason
+    assert decision_reason({"root": str(tmp_path / "none"), "iteration": 1}) is None
