@@ -163,3 +163,24 @@ def test_a_server_bug_is_a_json_500(served, monkeypatch):
     status, body = labeler.request("GET", "/api/v1/session")
     assert status == 500 and body["error"]["code"] == "internal"
     assert labeler.request("POST", "/api/v1/tasks/next", {})[0] == 200  # still serving
+
+
+def test_duplicate_submit_over_http_is_idempotent(served):
+    h, _, labeler = served
+    task, _ = labeler.next_task()
+    first = labeler.submit(task, [box()])
+    second = labeler.submit(task, [box()])
+    assert first == (200, {**first[1], "duplicate": False})
+    assert second[0] == 200 and second[1]["duplicate"] is True
+    assert len(h.store.path.read_text().splitlines()) == 1
+
+
+def test_expired_lease_over_http(served):
+    h, server, labeler = served
+    mine, _ = labeler.next_task()
+    h.clock.now += 61  # the harness's lease is 60 s: the image goes to the next who asks
+    taken, _ = Labeler(server.url(TOKEN), "w3").next_task()
+    assert taken["task_id"] == mine["task_id"]
+    status, body = labeler.submit(mine, [box()])
+    assert status == 410 and body["error"]["code"] == "lease_expired"
+    assert Labeler(server.url(TOKEN), "w3").submit(taken, [box()])[0] == 200
