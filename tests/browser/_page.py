@@ -11,6 +11,7 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -95,29 +96,38 @@ class LabelPage:
         banner = self.driver.find_element(By.ID, "error")
         return banner.text if banner.is_displayed() else ""
 
-    def drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        """Press at image pixel (x0, y0), move to (x1, y1) in two steps, release."""
-        stage = self.driver.find_element(By.ID, "stage")
-        rect = stage.rect
+    def _client(self, x: float, y: float) -> tuple[int, int]:
+        """Image pixel (x, y) -> viewport (client) coordinates at the page's zoom and pan."""
+        left, top = self.js(
+            "const r = document.getElementById('stage').getBoundingClientRect();"
+            "return [r.left, r.top];"
+        )
         scale = self.state()["scale"]
+        return round(left + x * scale), round(top + y * scale)
 
-        def offset(x: float, y: float) -> tuple[int, int]:
-            return round(x * scale - rect["width"] / 2), round(y * scale - rect["height"] / 2)
+    def drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Press at image pixel (x0, y0), move to (x1, y1) in two steps, release.
 
-        chain = ActionChains(self.driver, duration=0)
-        chain.move_to_element_with_offset(stage, *offset(x0, y0)).click_and_hold()
-        chain.move_to_element_with_offset(stage, *offset((x0 + x1) / 2, (y0 + y1) / 2))
-        chain.move_to_element_with_offset(stage, *offset(x1, y1)).release().perform()
+        Positions are viewport coordinates: an element-relative move would start from the
+        centre of the stage's visible part, which is not its centre once zoomed in.
+        """
+        points = [self._client(x, y) for x, y in ((x0, y0), ((x0 + x1) / 2, (y0 + y1) / 2))]
+        points.append(self._client(x1, y1))
+        builder = ActionBuilder(self.driver, duration=0)
+        pointer = builder.pointer_action
+        pointer.move_to_location(*points[0])
+        pointer.pointer_down()
+        for point in points[1:]:
+            pointer.move_to_location(*point)
+        pointer.pointer_up()
+        builder.perform()
 
     def click(self, x: float, y: float) -> None:
         """A click at image pixel (x, y) (selects the box there)."""
-        stage = self.driver.find_element(By.ID, "stage")
-        rect = stage.rect
-        scale = self.state()["scale"]
-        dx, dy = round(x * scale - rect["width"] / 2), round(y * scale - rect["height"] / 2)
-        ActionChains(self.driver, duration=0).move_to_element_with_offset(
-            stage, dx, dy
-        ).click().perform()
+        builder = ActionBuilder(self.driver, duration=0)
+        builder.pointer_action.move_to_location(*self._client(x, y))
+        builder.pointer_action.click()
+        builder.perform()
 
     def keys(self, *keys: str) -> None:
         ActionChains(self.driver).send_keys(*keys).perform()
