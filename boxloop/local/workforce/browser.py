@@ -15,8 +15,8 @@ in an earlier (interrupted) run is not asked for again.
 
 from __future__ import annotations
 
+import logging
 import secrets
-import sys
 from typing import TYPE_CHECKING, Any
 
 from boxloop.core.errors import BoxloopError
@@ -38,13 +38,15 @@ if TYPE_CHECKING:
 
     from boxloop.core.consolidation import ConsolidationConfig
 
+LOG = logging.getLogger(__name__)
 WORKERS_KEY = "boxloop-workers"
 """Output-line field: who labeled the image (the names they gave, else their worker ids)."""
 UNKNOWN_SIZE = "the image's size could not be read from its header, so it cannot be labeled"
 
 
 def _announce(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    """Without a console of the caller's, the URL goes to the log (stderr unless configured)."""
+    LOG.warning("%s", text)
 
 
 class BrowserWorkforce:
@@ -59,7 +61,7 @@ class BrowserWorkforce:
         title: Task title shown on the page.
         instructions: Shown in the page's help.
         consolidation: How several workers' boxes merge.
-        announce: Prints the URL (once) and notices; stderr by default.
+        announce: Shows the URL (once) and notices; the module's logger by default.
         poll_s: How often the waiting batch wakes without news (to refresh the pace).
     """
 
