@@ -123,3 +123,16 @@ def test_human_effort_without_labeling_jobs_is_none_and_one_sided_effort_has_no_
     assert effort is not None
     assert effort["measured"]["preannotation_saving"] is None
     assert effort["measured"]["preannotated"]["seconds_per_image"] is None
+
+
+def test_human_effort_counts_boxes_once_per_worker_as_they_were_drawn() -> None:
+    # GIVEN a job with 3 simulated workers per image, 35 s per box each (10 label boxes)
+    stats = _job_stats("j", "simulated", labeled=4, boxes=10, worker_tasks=12)
+    effort = human_effort([{**stats, "worker_seconds": 3 * 10 * 35.0}])
+
+    # THEN the time per box is one worker's, as the simulation priced it
+    assert effort is not None
+    assert effort["boxes"] == 10
+    assert effort["workforce_time"]["boxes"] == 30
+    assert effort["workforce_time"]["seconds_per_box"] == 35.0
+    assert effort["workforce_time"]["seconds_per_image"] == 87.5

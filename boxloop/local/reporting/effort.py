@@ -103,8 +103,10 @@ def human_effort(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
     ``workforce_time`` is what the workforces reported (``worker_seconds``): simulated seconds
     for the simulated workforce (``simulated`` true), measured ones for the browser; imported
     labels report none. ``measured`` sums the browser's ``effort`` blocks; ``None`` when no
-    job measured anything (simulated and imported runs). Images count per worker: an image
-    two annotators labeled counts twice, as it costs twice.
+    job measured anything (simulated and imported runs). Images and boxes count per worker,
+    as they cost: an image two annotators labeled counts twice, and so do its boxes (the
+    stats count the consolidated label's boxes once, so they are multiplied by the job's
+    workers per image).
     """
     stats = list(stats)
     if not stats:
@@ -114,6 +116,7 @@ def human_effort(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
     tasks = sum(int(s.get("worker_tasks", 0)) for s in stats)
     seconds = sum(float(s.get("worker_seconds", 0.0)) for s in stats)
     boxes = sum(int(s.get("boxes", 0)) for s in stats)
+    worker_boxes = sum(_worker_boxes(s) for s in stats)
     efforts = [s["effort"] for s in stats if isinstance(s.get("effort"), dict)]
     return {
         "jobs": len(stats),
@@ -122,7 +125,15 @@ def human_effort(stats: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
         "boxes": boxes,
         "workforce_time": {
             "simulated": workforces == ["simulated"],
-            **_rates(tasks, seconds, boxes),
+            **_rates(tasks, seconds, worker_boxes),
         },
         "measured": _measured(efforts),
     }
+
+
+def _worker_boxes(stats: Mapping[str, Any]) -> int:
+    """A job's boxes as its workers drew them: label boxes times workers per image."""
+    objects = int(stats.get("labeled", 0)) + int(stats.get("failed", 0))
+    if not objects:
+        return 0
+    return round(int(stats.get("boxes", 0)) * int(stats.get("worker_tasks", 0)) / objects)
