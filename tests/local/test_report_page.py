@@ -106,6 +106,8 @@ def test_report_page_shows_the_gallery_and_how_to_review_the_run(tmp_path: Path)
     assert len(thumbs) == 3
     assert base64.b64decode(thumbs[0]) == gallery[0].thumbnail
     assert html.index("confidence 0.450") < html.index("confidence 0.500")
+    assert "confidence 0.450 (threshold 0.400), iteration 2, 1 box: d.png" in html
+    assert 'title="images/d.png"' in html
     assert "gone.png: image not readable" in html
 
 

@@ -377,11 +377,12 @@ def _gallery_section(gallery: Sequence[GalleryItem] | None, review_dir: str) -> 
         )
         threshold = "" if item.threshold is None else f" (threshold {item.threshold:.3f})"
         iteration = "" if item.iteration is None else f", iteration {item.iteration}"
-        caption = (
-            f"confidence {item.confidence:.3f}{threshold}{iteration}, {item.boxes} boxes: "
-            f"{item.source_ref}"
+        boxes = "1 box" if item.boxes == 1 else f"{item.boxes} boxes"
+        caption = f"confidence {item.confidence:.3f}{threshold}{iteration}, {boxes}: {name}"
+        figures.append(
+            f'<figure title="{escape(item.source_ref)}">{image}'
+            f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
-        figures.append(f"<figure>{image}<figcaption>{escape(caption)}</figcaption></figure>")
     return (
         '<p class="small">The auto-labels the model was least sure of, lowest confidence '
         "first: where a wrong label is likeliest.</p>"
