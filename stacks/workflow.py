@@ -10,10 +10,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from boxloop.aws.asl import placeholders
+from boxloop.aws.asl import SUBSTITUTION_KEYS, function_arn_key, placeholders
 from boxloop.core.errors import ConfigError
 from stacks.bundling import REPO_ROOT
-from stacks.functions import FUNCTION_IDS
 
 if TYPE_CHECKING:
     from aws_cdk import aws_iam as iam
@@ -23,30 +22,9 @@ if TYPE_CHECKING:
     from stacks.config import BoxloopConfig
     from stacks.storage import Storage
 
+__all__ = ["ASL_PATH", "SUBSTITUTION_KEYS", "Workflow", "check_placeholders"]
+
 ASL_PATH = Path("statemachine") / "boxloop.asl.json"
-SUBSTITUTION_KEYS: frozenset[str] = frozenset(
-    {f"{name}FunctionArn" for name in FUNCTION_IDS.values()}
-    | {
-        "SageMakerRoleArn",
-        "BucketName",
-        "TrainingImage",
-        "ProcessingImage",
-        "TrainingInstanceType",
-        "TransformInstanceType",
-        "ProcessingInstanceType",
-        "WorkteamArn",
-        "PreHumanTaskLambdaArn",
-        "AnnotationConsolidationLambdaArn",
-        "UiTemplateS3Uri",
-        "LabelCategoryConfigS3Uri",
-        "ProcessingCodeS3Uri",
-        "TopicArn",
-        "LabelAttributeName",
-        "Partition",
-        "HumanLabeling",
-        "StartHumanLabelingFunctionArn",
-    }
-)
 NO_LABELING_FUNCTION = (
     f"arn:{cdk.Aws.PARTITION}:lambda:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:function:"
     "boxloop-labeling-app-not-deployed"
@@ -84,7 +62,7 @@ class Workflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         offered: dict[str, str] = {
-            f"{FUNCTION_IDS[folder]}FunctionArn": function.function_arn
+            function_arn_key(folder): function.function_arn
             for folder, function in functions.items()
         } | {
             "SageMakerRoleArn": sagemaker_role.role_arn,

@@ -36,6 +36,33 @@ def function_arn_key(folder: str) -> str:
     return f"{LAMBDA_STEPS[folder]}FunctionArn"
 
 
+SUBSTITUTION_KEYS: Final = frozenset(
+    {function_arn_key(folder) for folder in LAMBDA_STEPS}
+    | {
+        "SageMakerRoleArn",
+        "BucketName",
+        "TrainingImage",
+        "ProcessingImage",
+        "TrainingInstanceType",
+        "TransformInstanceType",
+        "ProcessingInstanceType",
+        "WorkteamArn",
+        "PreHumanTaskLambdaArn",
+        "AnnotationConsolidationLambdaArn",
+        "UiTemplateS3Uri",
+        "LabelCategoryConfigS3Uri",
+        "ProcessingCodeS3Uri",
+        "TopicArn",
+        "LabelAttributeName",
+        "Partition",
+        "HumanLabeling",
+        "StartHumanLabelingFunctionArn",
+    }
+)
+"""Every placeholder the ASL file may use: the stack offers a value for each, and so does the
+local engine (``boxloop.local.engine.substitutions``), each with its own values."""
+
+
 def placeholders(definition: str) -> set[str]:
     """The names of every placeholder ``definition`` uses."""
     return set(PLACEHOLDER.findall(definition))
