@@ -5,16 +5,17 @@ validation images, the images at or above the chosen threshold have an expected 
 least the target, per image (the target metric) and per box, provided the validation images
 are a random sample of the images the threshold is applied to.
 
-**The rule** (fixed-sequence testing, as in Learn-then-Step, Angelopoulos et al. 2021).
+**The rule** (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021).
 The thresholds tested are fixed before any validation label is looked at: the open pool's
 confidence quantiles, the most confident ``1/grid_steps`` of the pool, then ``2/grid_steps``,
 and so on (the pool's images are not the validation images, so the grid does not depend on
 the labels it is tested with). The sequence starts at the first share at which the
-validation images would be expected to number ``max(min_accepted, n_min)``, where ``n_min``
-is the fewest images whose perfect record passes the bound (16 for 90 % at level 0.8); above
-it no test could pass. Going down, each threshold is tested: the validation images at or above
-it must reach the target with their exact lower bound (Clopper-Pearson for a share of images
-exactly right, empirical Bernstein for mean IoU) and the boxes with theirs. The first failure
+validation images would be expected to number ``max(min_accepted, n_min + n_validation / 8)``,
+where ``n_min`` is the fewest images whose perfect record passes the bound (16 for 90 % at
+level 0.8); above it a test could hardly pass, and a failed first test would end the walk.
+Going down, each threshold is tested: the validation images at or above it must reach the
+target with their exact lower bound (Clopper-Pearson for a share of images exactly right,
+empirical Bernstein for mean IoU) and the boxes with theirs. The first failure
 stops the walk; the last threshold that passed is chosen. Every test is at level ``delta``,
 and the walk stops at the first failure, so the chance of passing any threshold whose true
 accuracy misses the target is at most ``delta`` (no union over thresholds is paid, because a
@@ -51,6 +52,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
 Rule = Literal["fixed_sequence", "fixed_threshold", "none"]
+
+START_MARGIN = 8
+"""The walk starts where ``n_min + n_validation / 8`` validation images are expected: at
+``n_min`` a single miss fails the first test and ends the walk. Chosen on
+``bench.calibration``'s synthetic inputs (efficiency at 120 validation images 0.60 -> 0.84 on
+the demo-like one); it depends on no label, so the promise holds for any value."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -361,7 +368,7 @@ def decide(
             f"even {len(items)} validation images all right could not show {target:g} at "
             f"level {config.confidence_level}: more validation images are needed"
         )
-    start = max(config.min_accepted, n_min)
+    start = max(config.min_accepted, n_min + len(items) // START_MARGIN)
     tested: list[Step] = []
     chosen: Step | None = None
     tally, index = _Tally(), 0

@@ -98,7 +98,8 @@ def make_config(make_config):
 
     def build(**overrides: Any):
         pinned = {
-            "target_metric": "mean_iou",
+            "target_metric": "exact_match",
+            "target_value": 0.6,
             "confidence_level": 0.9,
             "min_accepted": 20,
             "defer_auto_labels": False,
