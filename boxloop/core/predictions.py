@@ -9,7 +9,6 @@ header could not be read): a missing image has no confidence and goes to humans.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,42 +124,17 @@ class Prediction:
     def from_json(
         cls, data: Any, *, source: str = "predictions", line: int | None = None
     ) -> Prediction:
-        """Parse one line's object.
+        """Parse one line's object (a million a pass: the checks are written out, not looped).
 
         Raises:
             ManifestError: naming ``source``, ``line`` and the field that is wrong.
         """
-
-        def bad(field: str, reason: str) -> ManifestError:
-            return ManifestError(
-                reason,
-                source=source,
-                line=line,
-                field=field,
-                hint="predictions.jsonl is written by post-processing; re-run that step",
-            )
-
-        if not isinstance(data, dict):
-            raise bad("line", f"must be an object, got {type(data).__name__}")
-        image_id = data.get("id")
-        if not isinstance(image_id, str) or not image_id:
-            raise bad("id", f"must be a non-empty string, got {image_id!r}")
-        image_wh = _image_wh(data.get("image_wh"), bad)
         try:
-            if data.get("missing") is True:
-                reason = data.get("reason")
-                return cls.absent(image_id, image_wh, reason=str(reason) if reason else None)
-            kept = tuple(_box(row, i, bad) for i, row in enumerate(_list(data, "kept", bad)))
-            return cls(
-                image_id=image_id,
-                image_wh=image_wh,
-                confidence=_number(data.get("confidence"), "confidence", bad),
-                is_empty=_flag(data.get("is_empty"), "is_empty", bad),
-                n_ambiguous=_count(data.get("n_ambiguous"), bad),
-                kept=kept,
-            )
-        except BoxError as exc:
-            raise bad("line", str(exc)) from None
+            return _parsed(cls, data)
+        except _BadField as exc:
+            raise ManifestError(
+                exc.reason, source=source, line=line, field=exc.field, hint=_HINT
+            ) from None
 
 
 def iter_predictions(lines: Iterable[bytes | str], *, source: str) -> Iterator[Prediction]:
@@ -187,56 +161,79 @@ def _rounded(box: Box) -> Box:
     )
 
 
-def _image_wh(value: Any, bad: Any) -> tuple[int, int] | None:
-    """``(w, h)``, or ``None`` when absent; two positive integers or a ManifestError."""
+_HINT = "predictions.jsonl is written by post-processing; re-run that step"
+
+
+class _BadField(Exception):
+    """One field of a line is wrong (``from_json`` turns it into a located ManifestError)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _parsed(cls: type[Prediction], data: Any) -> Prediction:
+    if type(data) is not dict:
+        raise _BadField("line", f"must be an object, got {type(data).__name__}")
+    image_id = data.get("id")
+    if type(image_id) is not str or not image_id:
+        raise _BadField("id", f"must be a non-empty string, got {image_id!r}")
+    image_wh = _image_wh(data.get("image_wh"))
+    try:
+        if data.get("missing") is True:
+            reason = data.get("reason")
+            return cls.absent(image_id, image_wh, reason=str(reason) if reason else None)
+        rows = data.get("kept")
+        if type(rows) is not list:
+            raise _BadField("kept", f"must be a list, got {rows!r}")
+        confidence = data.get("confidence")
+        if type(confidence) is not float and type(confidence) is not int:
+            raise _BadField("confidence", f"must be a number, got {confidence!r}")
+        is_empty = data.get("is_empty")
+        if type(is_empty) is not bool:
+            raise _BadField("is_empty", f"must be true or false, got {is_empty!r}")
+        n_ambiguous = data.get("n_ambiguous")
+        if type(n_ambiguous) is not int or n_ambiguous < 0:
+            raise _BadField("n_ambiguous", f"must be a whole number >= 0, got {n_ambiguous!r}")
+        return cls(
+            image_id=image_id,
+            image_wh=image_wh,
+            confidence=float(confidence),
+            is_empty=is_empty,
+            n_ambiguous=n_ambiguous,
+            kept=tuple([_box(row, i) for i, row in enumerate(rows)]),
+        )
+    except BoxError as exc:
+        raise _BadField("line", str(exc)) from None
+
+
+def _image_wh(value: Any) -> tuple[int, int] | None:
+    """``(w, h)``, or ``None`` when absent; else two positive integers."""
     if value is None:
         return None
+    if type(value) is list and len(value) == 2:
+        w, h = value
+        if type(w) is int and type(h) is int and w > 0 and h > 0:
+            return (w, h)
+    raise _BadField("image_wh", f"must be [width, height] in pixels, got {value!r}")
+
+
+def _box(row: Any, index: int) -> Box:
+    """A kept row ``[class, score, x_min, y_min, x_max, y_max]``; Box checks the numbers."""
     if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        return (value[0], value[1])
-    raise bad("image_wh", f"must be [width, height] in pixels, got {value!r}")
-
-
-def _list(data: dict[str, Any], field: str, bad: Any) -> list[Any]:
-    value = data.get(field)
-    if not isinstance(value, list):
-        raise bad(field, f"must be a list, got {value!r}")
-    return value
-
-
-def _box(row: Any, index: int, bad: Any) -> Box:
-    if (
-        not isinstance(row, list)
+        type(row) is not list
         or len(row) != 6
-        or isinstance(row[0], bool)
-        or not isinstance(row[0], int)
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in row[1:])
+        or type(row[0]) is not int
+        or (type(row[1]) is not float and type(row[1]) is not int)
     ):
-        raise bad(
+        raise _BadField(
             f"kept[{index}]", f"must be [class, score, x_min, y_min, x_max, y_max], got {row!r}"
         )
+    class_id, score, x_min, y_min, x_max, y_max = row
     try:
-        return Box.from_xyxy(row[2:6], row[0], float(row[1]))
+        return Box(
+            x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max, class_id=class_id, score=score
+        )
     except BoxError as exc:
-        raise bad(f"kept[{index}]", str(exc)) from None
-
-
-def _number(value: Any, field: str, bad: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise bad(field, f"must be a number, got {value!r}")
-    return float(value)
-
-
-def _flag(value: Any, field: str, bad: Any) -> bool:
-    if not isinstance(value, bool):
-        raise bad(field, f"must be true or false, got {value!r}")
-    return value
-
-
-def _count(value: Any, bad: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise bad("n_ambiguous", f"must be a whole number >= 0, got {value!r}")
-    return value
+        raise _BadField(f"kept[{index}]", str(exc)) from None

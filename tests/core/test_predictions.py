@@ -104,6 +104,17 @@ def test_prediction_detections_are_the_kept_boxes_in_pixels() -> None:
              "n_ambiguous": 0, "kept": [[0, 0.5, 3, 0, 1, 1]]},
             "kept[0]",
         ),
+        # a class id as text, a coordinate as text
+        (
+            {"id": "a", "image_wh": [5, 5], "confidence": 0.5, "is_empty": False,
+             "n_ambiguous": 0, "kept": [["0", 0.5, 0, 0, 1, 1]]},
+            "kept[0]",
+        ),
+        (
+            {"id": "a", "image_wh": [5, 5], "confidence": 0.5, "is_empty": False,
+             "n_ambiguous": 0, "kept": [[0, 0.5, "0", 0, 1, 1]]},
+            "kept[0]",
+        ),
         # a confidence above 1
         (
             {"id": "a", "image_wh": [5, 5], "confidence": 1.5, "is_empty": False,
