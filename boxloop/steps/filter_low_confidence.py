@@ -51,11 +51,6 @@ def _role(obj: dict[str, Any]) -> Any:
     return provenance.get("role", "pool") if isinstance(provenance, dict) else "pool"
 
 
-def _is_validation(obj: dict[str, Any]) -> bool:
-    """A raw ledger line's role is validation."""
-    return _role(obj) == "validation"
-
-
 def _can_be_auto_labeled(record: Record, prediction: Prediction) -> bool:
     """An unlabeled seed or pool image with a prediction: what a threshold may auto-label."""
     return (
