@@ -96,6 +96,7 @@ class BrowserWorkforce:
         self.server: LabelingServer | None = None
         self._summaries: dict[str, dict[str, Any]] = {}
         self._stopped = False
+        self._announced = False
 
     @property
     def url(self) -> str | None:
@@ -103,7 +104,10 @@ class BrowserWorkforce:
         return self.server.url(self.token) if self.server else None
 
     def start(self) -> str:
-        """Open the journal and start the server (once); returns the URL."""
+        """Open the journal and start the server (once); returns the URL.
+
+        The URL is announced when the first batch opens, so the page finds work at once.
+        """
         if self.server is None:
             self._stopped = False
             self.store = JournalStore(self.labeling_dir / JOURNAL_FILE)
@@ -116,7 +120,6 @@ class BrowserWorkforce:
                 lease_s=self.lease_s,
             )
             self.server = LabelingServer(api, host=self.host, port=self.port).start()
-            self.announce(f"Label the images in your browser: {self.url}")
             if self.store.skipped_lines:
                 self.announce(
                     f"{self.store.path}: {self.store.skipped_lines} unreadable journal "
@@ -188,6 +191,9 @@ class BrowserWorkforce:
             instructions=self.instructions,
         )
         store.open_job(info, [self._task_info(t) for t in open_tasks])
+        if not self._announced:  # once the first batch is there to see
+            self.announce(f"Label the images in your browser: {self.url}")
+            self._announced = True
         try:
             self._wait(store, open_tasks, job.workers_per_object)
             yield from self._results(store, open_tasks, job.name)
