@@ -168,6 +168,11 @@ class JournalStore:
             self._job = job
             self._tasks = {t.task_id: t for t in tasks}
             self._leases = {}
+            for task in tasks:  # answers for another size of the image are for another image
+                answers = self._answers.get(task.task_id, {})
+                for worker, answer in list(answers.items()):
+                    if answer.image_wh != (task.width, task.height):
+                        del answers[worker]
             self.changed.notify_all()
 
     def close_job(self, name: str) -> None:

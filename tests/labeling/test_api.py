@@ -301,3 +301,27 @@ def test_unknown_route_and_method(tmp_path):
     h = harness(tmp_path)
     assert h.call("GET", "/nope").status == 404
     assert h.call("DELETE", "/session").status == 405
+
+
+def test_an_answer_for_another_image_size_is_not_reused(tmp_path):
+    import dataclasses
+
+    from boxloop.labeling import JobInfo
+
+    h = harness(tmp_path, n=1)
+    task = h.call("POST", "/tasks/next").body["task"]
+    assert (
+        h.call(
+            "POST", "/tasks/rec0/submit", {"lease_id": task["lease_id"], "boxes": [box()]}
+        ).status
+        == 200
+    )
+    h.store.close()
+    # A later run: the file behind the same record id is now another image (another size).
+    store = JournalStore(h.store.path)
+    bigger = dataclasses.replace(h.tasks[0], width=128)
+    store.open_job(JobInfo(name="job-2", classes={0: "car"}), [bigger])
+    assert store.counts(0.0).done == 0 and store.answers("rec0") == []
+    same = JournalStore(h.store.path)
+    same.open_job(JobInfo(name="job-3", classes={0: "car"}), [h.tasks[0]])
+    assert same.counts(0.0).done == 1
