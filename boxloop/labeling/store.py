@@ -49,7 +49,10 @@ class TaskStore(Protocol):
     """
 
     def open_job(self, job: JobInfo, tasks: Sequence[TaskInfo]) -> None:
-        """Make ``job`` the open job with ``tasks``; again with the same job: a no-op."""
+        """Make ``job`` the open job with ``tasks``; again with the same job: a no-op.
+
+        Earlier answers for a task's id count only when they are for its image size.
+        """
         ...
 
     def close_job(self, name: str) -> None:
