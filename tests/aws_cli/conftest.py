@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from e2e_harness import BUCKET, WorkflowHarness
+from e2e_harness import BUCKET, SMALL_RUN, WorkflowHarness
 from e2e_runners import StandInTraining, StandInTransform
 from e2e_stack import ACCOUNT, REGION, STACK_NAME
 from moto import mock_aws
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from boxloop.core.detections import Detections
 
-N_IMAGES = 24
+N_IMAGES = 36
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -46,17 +46,8 @@ CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
-SMALL_RUN_SETS = (
-    # tests/workflow's SMALL_RUN as --set arguments: a seed and batches for a few dozen images
-    "seed_size=6",
-    "batch_size=5",
-    "validation_fraction=0.25",
-    "min_validation=4",
-    "min_accepted=3",
-    "confidence_level=null",
-    "target_value=0.7",
-    "patience=3",
-)
+SMALL_RUN_SETS = tuple(f"{key}={json.dumps(value)}" for key, value in SMALL_RUN.items())
+"""``tests/workflow``'s run settings for a few dozen images, as ``--set`` arguments."""
 
 
 def synth_groundtruth_template(*, outdir: Path) -> dict[str, Any]:

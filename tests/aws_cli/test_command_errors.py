@@ -259,3 +259,12 @@ def test_upload_skips_multipart_objects_by_their_recorded_md5(credentials: None,
     assert [json.loads(line)["source-ref"] for line in manifest["Body"].read().splitlines()] == [
         f"s3://{BUCKET}/{k}" for _, k in plan.files
     ]
+
+
+def test_upload_name_is_stable_per_folder_and_tells_folders_apart(tmp_path: Path):
+    (tmp_path / "a" / "photos").mkdir(parents=True)
+    (tmp_path / "b" / "photos").mkdir(parents=True)
+    first = upload.upload_name(tmp_path / "a" / "photos")
+    assert first == upload.upload_name(tmp_path / "a" / ".." / "a" / "photos")
+    assert first.startswith("photos-") and len(first) == len("photos-") + 8
+    assert first != upload.upload_name(tmp_path / "b" / "photos")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import SMALL_RUN_SETS, Deployed, RecordedRequests, run_cli
+from conftest import N_IMAGES, SMALL_RUN_SETS, Deployed, RecordedRequests, run_cli
 from e2e_harness import BUCKET
 
 from boxloop.aws.clients import client
@@ -70,7 +70,14 @@ def _wrap(run: StreetRun, point: str) -> Callable[[Any], Any]:
 
 @pytest.fixture(scope="module")
 def street(deployed: Deployed) -> StreetRun:
-    """Start NAME from the image folder (an interrupted upload, then the re-run) and finish it."""
+    """Start NAME from the image folder (an interrupted upload, then the re-run) and finish it.
+
+    The folder's place under ``inputs/`` is pinned: it hashes the folder's absolute path, a new
+    temporary one per session, and the images' ids (so the run's roles and picks) hash their
+    keys; pinned, the run is the same in every session.
+    """
+    pin = pytest.MonkeyPatch()
+    pin.setattr(upload, "upload_name", lambda folder: f"{folder.name}-pinned")
     plan = upload.plan_upload(deployed.images_dir, bucket=BUCKET)
     for path, key in plan.files:  # the simulated workforce knows the uploaded copies too
         deployed.reference[f"s3://{BUCKET}/{key}"] = deployed.reference[
@@ -94,6 +101,7 @@ def street(deployed: Deployed) -> StreetRun:
         run.second = run_cli(*start, *sets)
         run.watch = run_cli("aws", "status", NAME, "--watch", "--interval", "0.05")
     run.requests = recorder
+    pin.undo()
     return run
 
 
@@ -168,7 +176,7 @@ def test_status_before_the_first_model(street: StreetRun):
     first = street.snapshots["PrepareLabeling"][0]
     assert first[0].startswith(f"execution  {NAME}  RUNNING")
     assert first[1].startswith("step       PrepareLabeling (iteration 0): choosing images")
-    assert any(line.startswith("images     24: 0 human, 0 auto, 24 open") for line in first)
+    assert f"images     {N_IMAGES}: 0 human, 0 auto, {N_IMAGES} open" in first
     assert not any(line.startswith("threshold") for line in first)
 
 
@@ -215,6 +223,18 @@ def test_report_renders_the_local_html_page(street: StreetRun, capsys, tmp_path:
     html = (tmp_path / "report.html").read_text()
     assert report["run_id"] in html
     assert "<img" in html  # the plots, inline
+    execution = describe(load_deployment(), NAME)
+    key = execution.output["output_manifest"].split("/", 3)[3]
+    lines = client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()
+    auto = [
+        line
+        for line in map(json.loads, lines)
+        if line.get("boxes-metadata", {}).get("human-annotated") == "no"
+    ]
+    assert auto, f"the run auto-labeled nothing: {execution.output['counts']}"
+    gallery = html.split("Least confident auto-labels", 1)[1].split("<h2>", 1)[0]
+    thumbnails = gallery.count('src="data:image/jpeg;base64,')
+    assert thumbnails == min(len(auto), 12)  # each drawn from its presigned URL's bytes
     assert f"report: {tmp_path / 'report.html'}" in out
 
 

@@ -156,7 +156,7 @@ def test_resume_continues_from_the_merged_ledger_without_relabeling(halted: Halt
         relabeled |= sent & halted.answered
     assert relabeled == set()
     resumed = describe(load_deployment(), RESUMED)
-    assert resumed.input["overrides"]["seed_size"] == 6  # the stopped run's settings carry over
+    assert resumed.input["overrides"] == describe(load_deployment(), STOPPED).input["overrides"]
 
 
 def test_stop_and_resume_requests_are_valid(halted: Halted):

@@ -89,17 +89,44 @@ def presigned_url(source_ref: str, *, expires_s: int = PRESIGNED_URL_SECONDS) ->
     )
 
 
+def fetch_presigned(source_ref: str) -> bytes:
+    """An image's bytes, fetched through a presigned URL as a browser would fetch it.
+
+    Raises:
+        OSError: the fetch failed (``requests`` errors are ``OSError``s): the thumbnail is
+            left out, not the report.
+    """
+    import requests
+
+    response = requests.get(presigned_url(source_ref), timeout=60)
+    response.raise_for_status()
+    return response.content
+
+
 def write_report(execution: Execution, out_dir: Path) -> dict[str, Path]:
     """Download the report and render the local runs' HTML page from it.
+
+    As a local run's report, it gets the human effort the labeling jobs measured (their stats
+    files, next to each job's output) and the gallery of the least confident auto-labels,
+    whose thumbnails are drawn from the images fetched through presigned URLs.
 
     Returns:
         ``report.json`` and ``report.html`` paths.
     """
-    from boxloop.local.reporting import write_html_report
+    from boxloop.local.reporting import least_confident_auto_labels, write_html_report
+    from boxloop.local.reporting.effort import human_effort, read_labeling_stats
 
     report = final_report(execution)
+    stats = read_labeling_stats(RunPaths(execution.root), int(report.get("iterations") or 0))
+    report["human_effort"] = human_effort(stats)
+    gallery = least_confident_auto_labels(
+        output_manifest(execution),
+        run_config(execution).label_attribute,
+        base_dir=out_dir,
+        read_image=fetch_presigned,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     report_json = out_dir / REPORT
     report_json.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    html = write_html_report(report, out_dir / "report.html", reference_eval=None)
+    html = write_html_report(report, out_dir / "report.html", reference_eval=None, gallery=gallery)
     return {"report": report_json, "report_html": html}
