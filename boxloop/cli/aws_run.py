@@ -8,22 +8,48 @@ chain and region.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxloop.aws.operate.export import FORMATS
-from boxloop.aws.stack_outputs import DEFAULT_STACK_NAME
+from boxloop.aws.stack_outputs import DEFAULT_STACK_NAME, NO_CREDENTIALS, AwsSetupError
 from boxloop.cli.common import EXIT_OK, add_set_option, parse_set
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from boxloop.aws.operate.deployment import Deployment
     from boxloop.aws.operate.executions import Execution
     from boxloop.aws.operate.start import CheckedRun
 
 MAX_ERRORS_SHOWN = 10
 WATCH_SECONDS = 15.0
+
+
+def _aws_errors(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``command`` with AWS's refusals (access denied, no such key...) as one-line errors.
+
+    The message is botocore's own (it names the operation, the error code and AWS's reason);
+    credentials that go missing or expire mid-command get the same advice as at the start.
+    """
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        try:
+            return command(args)
+        except NoCredentialsError:
+            raise AwsSetupError(NO_CREDENTIALS) from None
+        except ClientError as exc:
+            raise AwsSetupError(str(exc)) from None
+
+    return run
 
 
 def _deployment(args: argparse.Namespace) -> Deployment:
@@ -207,7 +233,7 @@ def register(aws_sub: argparse._SubParsersAction) -> None:
     )
     start.add_argument("--name", help="the execution name (default: <folder>-<UTC time>)")
     add_set_option(start)
-    start.set_defaults(func=_cmd_start)
+    start.set_defaults(func=_aws_errors(_cmd_start))
 
     status = aws_sub.add_parser("status", help="how a run is going (the latest by default)")
     status.add_argument("execution", nargs="?", help="execution name or ARN (default: latest)")
@@ -215,30 +241,30 @@ def register(aws_sub: argparse._SubParsersAction) -> None:
     status.add_argument(
         "--interval", type=float, default=WATCH_SECONDS, help="seconds between --watch refreshes"
     )
-    status.set_defaults(func=_cmd_status)
+    status.set_defaults(func=_aws_errors(_cmd_status))
 
     report = aws_sub.add_parser("report", help="a finished run's HTML report")
     report.add_argument("execution", help="execution name or ARN")
     report.add_argument("--out", required=True, help="folder for report.html and report.json")
-    report.set_defaults(func=_cmd_report)
+    report.set_defaults(func=_aws_errors(_cmd_report))
 
     export = aws_sub.add_parser("export", help="a finished run's labels as COCO, VOC, YOLO, GT")
     export.add_argument("execution", help="execution name or ARN")
     export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument("--out", required=True, help="file (coco, groundtruth) or folder")
-    export.set_defaults(func=_cmd_export)
+    export.set_defaults(func=_aws_errors(_cmd_export))
 
     stop = aws_sub.add_parser("stop", help="stop a run and its labeling job, keeping answers")
     stop.add_argument("execution", help="execution name or ARN")
     stop.add_argument(
         "--wait", type=float, default=600.0, help="seconds to wait for the labeling job to stop"
     )
-    stop.set_defaults(func=_cmd_stop)
+    stop.set_defaults(func=_aws_errors(_cmd_stop))
 
     resume = aws_sub.add_parser("resume", help="continue a stopped or failed run from its ledger")
     resume.add_argument("execution", help="execution name or ARN")
     resume.add_argument("--name", help="the new execution's name (default: <old>-resume-<time>)")
-    resume.set_defaults(func=_cmd_resume)
+    resume.set_defaults(func=_aws_errors(_cmd_resume))
 
     for parser in (start, status, report, export, stop, resume):
         _stack_option(parser)

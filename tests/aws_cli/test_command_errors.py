@@ -268,3 +268,10 @@ def test_upload_name_is_stable_per_folder_and_tells_folders_apart(tmp_path: Path
     assert first == upload.upload_name(tmp_path / "a" / ".." / "a" / "photos")
     assert first.startswith("photos-") and len(first) == len("photos-") + 8
     assert first != upload.upload_name(tmp_path / "b" / "photos")
+
+
+def test_aws_refusals_are_one_line_errors(stack: str):
+    code, out, err = run_cli("aws", "start", "--manifest", f"s3://{BUCKET}/in/missing.manifest")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: An error occurred (NoSuchKey) when calling the GetObject")
+    assert _executions(stack) == []
