@@ -28,6 +28,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from boxloop.core.model_state import ModelState
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
@@ -307,7 +309,7 @@ class ProgressPrinter:
         self.console.print(
             f"           [green]labeled: {counts.get('human', 0)} by humans, "
             f"{counts.get('auto', 0)} by the machine, {counts.get('unlabeled', 0)} left[/green]"
-            f"; threshold {threshold_text(run.get('model') or {})}"
+            f"; threshold {threshold_text(model_state(run.get('model')))}"
         )
         reason = decision_reason(run)
         if reason:
@@ -338,21 +340,28 @@ def decision_reason(run: dict[str, Any]) -> str | None:
         return None
 
 
-def threshold_text(model: dict[str, Any]) -> str:
+def threshold_text(model: ModelState | None) -> str:
     """The applied threshold, a deferred one, or where validation alone would have put it.
 
     A user watching rounds go by without auto-labels sees why: the validation images certify
     a threshold, but the pool's images above it lie where validation has too few images to
     trust it (the audit sends some of them to humans).
     """
-    threshold, would_be = model.get("threshold"), model.get("would_be_threshold")
-    deferred = model.get("deferred_threshold")
+    if model is None:
+        return "none (not enough evidence yet)"
+    threshold, would_be = model.threshold, model.would_be_threshold
+    deferred = model.deferred_threshold
     if deferred is not None:
         return f"none ({deferred:.3f} certified, held for the last model: defer_auto_labels)"
     if would_be is not None and (threshold is None or would_be < threshold):
         alone = f"validation alone: {would_be:.3f}, not yet trusted for the pool's images there"
         return f"none ({alone})" if threshold is None else f"{threshold:.3f} ({alone})"
     return "none (not enough evidence yet)" if threshold is None else f"{threshold:.3f}"
+
+
+def model_state(block: Any) -> ModelState | None:
+    """The run state's ``model`` block as the typed value, ``None`` before the first model."""
+    return ModelState.from_json(block) if block else None
 
 
 def print_headline(result: LocalRunResult, console: Console | None = None) -> None:

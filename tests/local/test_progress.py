@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from boxloop.core.model_state import ModelState
 from boxloop.local.progress import threshold_text
 
 
@@ -32,7 +33,7 @@ from boxloop.local.progress import threshold_text
 def test_threshold_text_says_why_no_or_a_higher_threshold_was_applied(
     model: dict[str, Any], text: str
 ) -> None:
-    assert threshold_text(model) == text
+    assert threshold_text(ModelState.from_json(model) if model else None) == text
 
 
 def test_decision_reason_reads_the_typed_decision_of_the_round(tmp_path) -> None:

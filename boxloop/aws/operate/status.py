@@ -26,6 +26,7 @@ from boxloop.aws.s3 import try_read_text
 from boxloop.core.config import LoopConfig
 from boxloop.core.cost import PriceTable, iteration_cost
 from boxloop.core.errors import ConfigError
+from boxloop.core.model_state import ModelState
 from boxloop.steps.run import RunPaths
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class RunStatus:
         iteration: the loop iteration, ``None`` before Ingest finished.
         counts: the ledger counts the step received (``total``, ``human``, ``auto``,
             ``unlabeled``, ...).
-        model: the run's ``model`` block (its threshold) or ``None``.
+        model: the run's model state (its thresholds) or ``None``.
         calibration: the last iteration report's ``calibration`` block, or ``None``.
         config: the run's settings (``None`` before Ingest wrote them).
         cost: labels and compute paid so far, or ``None`` before Ingest.
@@ -107,7 +108,7 @@ class RunStatus:
     step: str | None
     iteration: int | None
     counts: dict[str, Any]
-    model: dict[str, Any] | None
+    model: ModelState | None
     calibration: dict[str, Any] | None
     config: LoopConfig | None
     cost: IterationCost | None
@@ -333,7 +334,7 @@ def run_status(execution: Execution, *, labeling_table: str | None = None) -> Ru
         step=scan.step,
         iteration=iteration,
         counts=counts,
-        model=model if isinstance(model, dict) else None,
+        model=ModelState.from_json(model) if isinstance(model, dict) and model else None,
         calibration=(report or {}).get("calibration"),
         config=config,
         cost=cost,
@@ -399,7 +400,7 @@ def status_lines(status: RunStatus) -> list[str]:
             f"{counts.get('auto', 0)} auto, {counts.get('unlabeled', 0)} open"
         )
     if status.model is not None or status.calibration is not None:
-        lines.append(f"threshold  {threshold_text(status.model or {})}")
+        lines.append(f"threshold  {threshold_text(status.model)}")
         lines.append(f"promise    {promise_text(status.calibration, status.config)}")
     if status.cost is not None:
         cost = status.cost.to_dict()
