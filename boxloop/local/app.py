@@ -19,6 +19,7 @@ from boxloop.core.config import LoopConfig
 from boxloop.core.errors import BoxloopError, ManifestError
 from boxloop.core.formats.groundtruth import find_label_attributes
 from boxloop.core.manifests import iter_json_lines, write_json_line
+from boxloop.core.model_state import ModelState
 from boxloop.local.engine import (
     BUCKET,
     LocalRunError,
@@ -237,7 +238,8 @@ def run_local(
         _rewrite_refs(tmp, files["output_manifest"], mapping)
         download_file(run.output["report"], files["report"])
         report = json.loads(files["report"].read_text())
-        artifacts = (report.get("model") or {}).get("artifacts")
+        model = ModelState.from_json(report["model"]) if report.get("model") else None
+        artifacts = model.artifacts if model else None
         if artifacts:
             files["model"] = download_file(artifacts, out / MODEL_TAR)
         from boxloop.local.reporting.local_report import write_local_report

@@ -7,6 +7,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from boxloop.core.decision import Decision, Estimate
+from boxloop.core.model_state import ModelState
 from boxloop.local.reporting import plots
 
 if TYPE_CHECKING:
@@ -391,12 +392,12 @@ def _gallery_section(gallery: Sequence[GalleryItem] | None, review_dir: str) -> 
 
 
 def _details(report: dict[str, Any]) -> str:
-    model = report.get("model") or {}
+    model = ModelState.from_json(report["model"]) if report.get("model") else None
     items = [
         ("Run", report.get("run_id")),
         ("Output manifest", report.get("output_manifest")),
-        ("Last model", model.get("name") if isinstance(model, dict) else model),
-        ("Model file", model.get("artifacts") if isinstance(model, dict) else None),
+        ("Last model", model.name if model else None),
+        ("Model file", model.artifacts if model else None),
     ]
     return (
         "<dl>"
