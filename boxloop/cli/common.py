@@ -44,7 +44,7 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="loop settings (see boxloop.core.config.LoopConfig): --set a=1 b=2, or repeated",
+        help="run settings (`boxloop settings` lists them): --set a=1 b=2, or repeated",
     )
 
 
