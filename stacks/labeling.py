@@ -153,7 +153,6 @@ class Labeling(Construct):
             # Human answers cost money: the table outlives the stack.
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self._workforce(config)
         self.role = iam.Role(
             self,
             "Role",
@@ -182,6 +181,7 @@ class Labeling(Construct):
         self.api = self._api()
         self.distribution = self._distribution(stack.region)
         self.url = f"https://{self.distribution.distribution_domain_name}/"
+        self._workforce(config)
         self._functions(config, bucket, root)
         self._client_and_site(stack.region)
 
@@ -210,6 +210,13 @@ class Labeling(Construct):
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             feature_plan=cognito.FeaturePlan.ESSENTIALS,
+            user_invitation=cognito.UserInvitationConfig(
+                email_subject="You are invited to label images with boxloop",
+                email_body=(
+                    f"Open {self.url} and sign in with {{username}} and the temporary "
+                    "password {####}; you will choose your own password then."
+                ),
+            ),
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         cognito.CfnUserPoolGroup(
@@ -373,7 +380,7 @@ class Labeling(Construct):
             "BOXLOOP_KMS_KEY_ARN": config.kms_key_arn,
             LABELING_TABLE_ENV: self.table.table_name,
             LABELING_URL_ENV: self.url,
-            "POWERTOOLS_SERVICE_NAME": "boxloop-labeling",
+            "POWERTOOLS_SERVICE_NAME": "boxloop",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         self.functions: dict[str, lambda_.Function] = {}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from boxloop.cli import aws_run
+from boxloop.cli import aws_run, aws_workers
 
-_AWS_COMMANDS: tuple = (aws_run,)
+_AWS_COMMANDS: tuple = (aws_run, aws_workers)
 """The ``boxloop aws`` sub-command modules, in ``--help`` order."""
 
 

@@ -78,6 +78,10 @@ def test_user_pool_admits_admin_created_users_with_a_strong_password(template):
     assert pool["MfaConfiguration"] == "OPTIONAL"
     assert pool["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
     assert pool["UsernameAttributes"] == ["email"]
+    # the invitation (boxloop aws workers add) carries the app's URL and the temporary password
+    invitation = json.dumps(pool["AdminCreateUserConfig"]["InviteMessageTemplate"])
+    distribution = next(iter(template.find_resources("AWS::CloudFront::Distribution")))
+    assert distribution in invitation and "{####}" in invitation and "{username}" in invitation
     template.has_resource("AWS::Cognito::UserPool", {"DeletionPolicy": "Retain"})
     template.has_resource_properties("AWS::Cognito::UserPoolGroup", {"GroupName": LABELING_GROUP})
 
