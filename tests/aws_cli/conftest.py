@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 from e2e_harness import BUCKET, SMALL_RUN, WorkflowHarness
 from e2e_runners import StandInTraining, StandInTransform
-from e2e_stack import ACCOUNT, REGION, STACK_NAME
+from e2e_stack import ACCOUNT, REGION, STACK_NAME, synth_template
 from moto import mock_aws
 
 from boxloop.aws import clients
@@ -48,30 +48,6 @@ CREDENTIALS = {
 }
 SMALL_RUN_SETS = tuple(f"{key}={json.dumps(value)}" for key, value in SMALL_RUN.items())
 """``tests/workflow``'s run settings for a few dozen images, as ``--set`` arguments."""
-
-
-def synth_groundtruth_template(*, outdir: Path) -> dict[str, Any]:
-    """The stack from cdk.json's context, with Ground Truth as its labeling variant.
-
-    These tests drive the ``Label`` state (CreateLabelingJob, served by the local labeling
-    runner); cdk.json's default variant may be boxloop's own labeling app.
-    """
-    import os
-
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from stacks.boxloop_stack import BoxloopStack
-    from stacks.bundling import REPO_ROOT
-    from stacks.config import BoxloopConfig
-
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    if "humanLabeling" in context:
-        context = {**context, "humanLabeling": "groundtruth"}
-    app = cdk.App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir))
-    config = BoxloopConfig.from_context(context, environ={})
-    return Template.from_stack(BoxloopStack(app, STACK_NAME, config=config)).to_json()
 
 
 def _stand_in(resource_type: str, logical_id: str, given: Mapping[str, str]) -> str:
@@ -176,7 +152,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     """The synthesized stack on moto, its outputs in a CloudFormation stack, images on disk."""
     from boxloop.local.demo_data import generate_demo_dataset
 
-    template = synth_groundtruth_template(outdir=tmp_path_factory.mktemp("cdk.out"))
+    template = synth_template(  # Ground Truth's Label: the local labeling runner serves it
+        outdir=tmp_path_factory.mktemp("cdk.out"), human_labeling="groundtruth"
+    )
     data = generate_demo_dataset(
         tmp_path_factory.mktemp("dataset"), n_images=N_IMAGES, n_classes=3, seed=5
     )
