@@ -106,11 +106,11 @@ def _wait_batch_end(page: LabelPage) -> None:
     assert "label" in page.message().lower() and page.error() == "", page.message()
 
 
-def test_labeling_app_draws_edits_accepts_and_submits_what_the_manifest_holds(
+def test_labeling_app_draws_edits_accepts_rejects_and_submits_what_the_manifest_holds(
     tmp_path: Path, workforce: BrowserWorkforce, label_page: Callable[[str], LabelPage]
 ) -> None:
-    # GIVEN a batch of two images, the second with two model suggestions
-    tasks = make_tasks(tmp_path, 2, preannotated={1}, job="run-it0-label")
+    # GIVEN a batch of three images, the second and third with two model suggestions each
+    tasks = make_tasks(tmp_path, 3, preannotated={1, 2}, job="run-it0-label")
     batch = _Batch(workforce, tasks).start()
     page = label_page(workforce.url or "")
     page.open("Ada")
@@ -144,21 +144,27 @@ def test_labeling_app_draws_edits_accepts_and_submits_what_the_manifest_holds(
     assert state["effort"]["model_boxes_accepted"] == 1
     submitted["rec1"] = _page_boxes(state)
     page.keys(ENTER)
+
+    # ... and answers "no objects" on the third, rejecting both suggestions with one key
+    state = page.wait_task(not_task="rec1")
+    assert state["task"] == "rec2" and state["pending"] == 2, state
+    page.keys("e")
+    submitted["rec2"] = []
     _wait_batch_end(page)
 
     # THEN the labels the runner writes hold exactly those boxes, and nothing else
     results = {r.record_id: r for r in batch.join()}
-    assert set(results) == {"rec0", "rec1"}
+    assert set(results) == {"rec0", "rec1", "rec2"}
     for record_id, boxes in submitted.items():
         manifest = _manifest_boxes(results[record_id])
         assert [sorted(b) for b in manifest] == [sorted(b) for b in boxes], record_id
         for got, want in zip(manifest, boxes, strict=True):
             assert [got[k] for k in sorted(got)] == pytest.approx([want[k] for k in sorted(got)])
-        assert results[record_id].worker_seconds > 0
+    assert results["rec0"].worker_seconds > 0 and results["rec1"].worker_seconds > 0
     effort = workforce.job_summary("run-it0-label")["effort"]
-    assert effort["images"] == 2 and effort["preannotated_images"] == 1
+    assert effort["images"] == 3 and effort["preannotated_images"] == 2
     assert effort["boxes_drawn"] == 2 and effort["model_boxes_accepted"] == 1
-    assert effort["model_boxes_moved"] == 1 and effort["model_boxes_deleted"] == 0
+    assert effort["model_boxes_moved"] == 1 and effort["model_boxes_deleted"] == 2
     assert page.error() == ""
 
 

@@ -404,13 +404,19 @@
   async function submit(noObjects) {
     if (app.busy || !app.target) return;
     const pending = app.boxes.filter((b) => b.pending).length;
-    if (pending) {
+    const boxes = answerBoxes();
+    if (!noObjects && !boxes.length && !pending && app.priorNoObjects) noObjects = true;
+    if (pending && !(noObjects && !boxes.length)) {
       showError(pending + " model suggestion(s) are still dashed: press A to accept them all, " +
         "or select and delete (Del) the wrong ones, then submit.");
       return;
     }
-    const boxes = answerBoxes();
-    if (!noObjects && !boxes.length && app.priorNoObjects) noObjects = true; // unchanged answer
+    if (noObjects && pending) {
+      // "No objects" over suggestions only: every suggestion was wrong (counted as deleted).
+      pushUndo();
+      app.boxes = app.boxes.filter((b) => !b.pending);
+      render();
+    }
     if (noObjects && boxes.length) {
       showError("This image has " + boxes.length + " box(es): delete them before answering " +
         "\"no objects\", or press Enter to submit the boxes.");
