@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.core.config import SETTINGS, LoopConfig
 from boxloop.core.errors import ConfigError
-from boxloop.core.settings import HUMAN_LABELING, all_settings
+from boxloop.core.settings import HUMAN_LABELING, default_context
 
 __all__ = ["DEFAULT_CONTEXT", "HUMAN_LABELING", "LOOP_FIELDS", "ContextReader"]
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-DEFAULT_CONTEXT: dict[str, Any] = {s.context_key: s.context_default for s in all_settings()}
+DEFAULT_CONTEXT: dict[str, Any] = default_context()
 """Every context key and its default, from the settings' declarations (boxloop.core.settings);
 cdk.json's "context" block repeats them for users to read and edit (tests/stacks/test_config.py
 keeps the two equal). Every `cdk deploy -c key=value` value arrives as a string."""

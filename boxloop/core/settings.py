@@ -8,8 +8,9 @@ A stack setting (``STACK_SETTINGS``) is read only when the stack is built (regio
 instance types, ...); ``stacks/config.py`` checks it, since its checks need the region.
 
 Adding a run setting is one ``name: type = setting(...)`` line in ``LoopConfig`` (plus the code
-that reads it, and its row in ``tests/steps/test_settings_walk.py``); then regenerate the README
-table with ``boxloop settings --markdown``.
+that reads it, and its row in ``tests/steps/test_settings_walk.py``); then
+``boxloop settings --write-readme README.md --write-cdk-json cdk.json`` regenerates the two
+copies users read (tests check both).
 """
 
 from __future__ import annotations
@@ -190,6 +191,35 @@ STACK_SETTINGS: tuple[Setting, ...] = (
            "days before objects under tmp/ (transform output) expire"),
 )  # fmt: skip
 """The settings the stack alone reads, when it is built."""
+
+
+TABLE_START = "<!-- settings table: boxloop settings (tests/core/test_config_settings.py) -->"
+TABLE_END = "<!-- end of settings table -->"
+"""The markers around the generated table in a Markdown document (the README)."""
+
+
+def default_context() -> dict[str, Any]:
+    """Every CDK context key with its default, as ``cdk.json``'s ``context`` block holds them."""
+    return {s.context_key: s.context_default for s in all_settings()}
+
+
+def with_table(document: str, table: str) -> str:
+    """``document`` with the text between ``TABLE_START`` and ``TABLE_END`` replaced by ``table``.
+
+    Raises:
+        ValueError: when the document lacks the markers.
+    """
+    start, end = document.find(TABLE_START), document.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {TABLE_START!r} ... {TABLE_END!r} block to replace")
+    return document[: start + len(TABLE_START)] + "\n" + table + document[end:]
+
+
+def with_context(cdk_json: dict[str, Any]) -> dict[str, Any]:
+    """``cdk.json``'s content with its boxloop keys set to the defaults, CDK's own keys kept."""
+    ours = default_context()
+    kept = {k: v for k, v in cdk_json.get("context", {}).items() if any(c in k for c in ":@/")}
+    return {**cdk_json, "context": {**ours, **kept}}
 
 
 def markdown_table(settings: tuple[Setting, ...]) -> str:

@@ -15,16 +15,22 @@ from boxloop.core.labels import LabelConfig
 from boxloop.core.setting_rules import Number
 from boxloop.core.settings import (
     STACK_SETTINGS,
+    TABLE_END,
+    TABLE_START,
     all_settings,
     camel_case,
     declared_settings,
+    default_context,
     markdown_table,
     setting,
+    with_context,
+    with_table,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-README_START = "<!-- settings table: boxloop settings (tests/core/test_config_settings.py) -->"
-README_END = "<!-- end of settings table -->"
+REGENERATE = (
+    "regenerate: .venv/bin/boxloop settings --write-readme README.md --write-cdk-json cdk.json"
+)
 
 
 def test_every_loop_config_field_is_a_declared_setting_with_a_doc() -> None:
@@ -107,16 +113,40 @@ def test_text_that_does_not_parse_is_refused_by_the_setting_it_was_for(name, tex
     assert caught.value.problems[0].startswith(f"{name} must be")
 
 
-def _readme_table() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    start, end = text.index(README_START), text.index(README_END)
-    return text[start + len(README_START) : end].strip("\n") + "\n"
-
-
 def test_readme_settings_table_is_the_generated_one() -> None:
-    assert _readme_table() == markdown_table(all_settings()), (
-        "regenerate the README's settings table: .venv/bin/boxloop settings"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert with_table(readme, markdown_table(all_settings())) == readme, REGENERATE
+
+
+def test_cdk_json_context_is_the_declared_defaults() -> None:
+    cdk_json = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))
+    assert with_context(cdk_json) == cdk_json, REGENERATE
+    assert {k for k in cdk_json["context"] if "@" not in k} == set(default_context())
+
+
+def test_boxloop_settings_rewrites_a_stale_readme_table_and_cdk_json(tmp_path, capsys) -> None:
+    # GIVEN a README whose table lacks a setting, and a cdk.json with a retired key
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{TABLE_START}\n| old |\n{TABLE_END}\n\n## after\n")
+    cdk_json = tmp_path / "cdk.json"
+    flags = {"@aws-cdk/core:checkSecretUsage": True}
+    cdk_json.write_text(json.dumps({"app": "x", "context": {"shadowValidation": False, **flags}}))
+    # WHEN the command rewrites them
+    code = main(["settings", "--write-readme", str(readme), "--write-cdk-json", str(cdk_json)])
+    # THEN the table is the generated one, the rest of the README and CDK's flags are kept
+    assert code == 0
+    text = readme.read_text()
+    assert (
+        text == f"# x\n\n{TABLE_START}\n{markdown_table(all_settings())}{TABLE_END}\n\n## after\n"
     )
+    written = json.loads(cdk_json.read_text())
+    assert written == {"app": "x", "context": {**default_context(), **flags}}
+    assert "rewritten" in capsys.readouterr().out
+
+
+def test_a_document_without_the_markers_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"no .* block to replace"):
+        with_table("# no table here\n", "| x |\n")
 
 
 def test_markdown_table_has_a_row_per_setting_in_declaration_order() -> None:
