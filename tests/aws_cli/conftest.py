@@ -205,9 +205,11 @@ class RecordedRequests:
     """
 
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    all_threads: bool = False
+    """Also the requests of other threads (the upload's workers): only while no execution runs."""
 
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
+        if self.all_threads or threading.current_thread() is threading.main_thread():
             service = model.service_model.service_name
             self.calls.append((service, model.name, json.loads(json.dumps(params, default=str))))
 

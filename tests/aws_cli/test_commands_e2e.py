@@ -97,9 +97,11 @@ def street(deployed: Deployed) -> StreetRun:
         patch.setattr(upload, "_upload_one", _DroppingConnection(upload._upload_one, DROP_AFTER))
         run.first = run_cli(*start, *sets)
     run.manifest_after_first = try_read_text(plan.manifest_uri) is not None
-    with RecordedRequests() as recorder:
+    with RecordedRequests(all_threads=True) as recorder:  # the upload's workers too
         run.second = run_cli(*start, *sets)
+    with RecordedRequests() as watching:  # the CLI's own, not the execution's
         run.watch = run_cli("aws", "status", NAME, "--watch", "--interval", "0.05")
+    recorder.calls += watching.calls
     run.requests = recorder
     pin.undo()
     return run
@@ -166,6 +168,7 @@ def test_every_request_the_commands_sent_is_valid(street: StreetRun):
     assert {
         ("cloudformation", "DescribeStacks"),
         ("s3", "ListObjectsV2"),
+        ("s3", "PutObject"),
         ("stepfunctions", "StartExecution"),
         ("stepfunctions", "GetExecutionHistory"),
     } <= street.requests.operations()
