@@ -19,11 +19,8 @@ DEFAULT_STACK_NAME = "Boxloop"
 
 BUCKET_NAME = "BucketName"
 STATE_MACHINE_ARN = "StateMachineArn"
-TOPIC_ARN = "TopicArn"
-WORKTEAM_ARN = "WorkteamArn"
-CONSOLE_URL = "ConsoleUrl"
 LABELING_TABLE_OUTPUT = "LabelingTableName"
-"""Output keys the stack declares (``stacks/boxloop_stack.py`` ``_outputs``)."""
+"""The stack's outputs the terminal commands read (``stacks/boxloop_stack.py`` ``_outputs``)."""
 
 LOOP_CONFIG_KEY = "config/loop.json"
 """Where the stack deploys its loop settings (``BOXLOOP_CONFIG``) in the data bucket, so that

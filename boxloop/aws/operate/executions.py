@@ -129,8 +129,8 @@ def latest_execution_arn(deployment: Deployment) -> str:
     return str(latest["executionArn"])
 
 
-def history(execution_arn: str, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
-    """The execution's history events, paginated (oldest first unless ``newest_first``)."""
+def history(execution_arn: str) -> Iterator[dict[str, Any]]:
+    """The execution's history events, oldest first, paginated."""
     paginator = client("stepfunctions").get_paginator("get_execution_history")
-    for page in paginator.paginate(executionArn=execution_arn, reverseOrder=newest_first):
+    for page in paginator.paginate(executionArn=execution_arn):
         yield from page.get("events", [])

@@ -41,7 +41,8 @@ class UploadPlan:
 
     Attributes:
         folder: the local folder.
-        prefix: ``s3://bucket/inputs/<name>/`` the run's inputs go under.
+        bucket: the data bucket.
+        prefix: ``inputs/<name>/``, the key prefix the run's inputs go under.
         files: ``(local path, key)`` per image, sorted by path.
     """
 
