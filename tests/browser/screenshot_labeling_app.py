@@ -2,11 +2,12 @@
 
 Runs ``boxloop local run --workforce browser`` on generated demo images and plays the person in
 headless Chromium: every image is labeled through the page with mouse drags and keys, drawing
-the demo's reference boxes. On images that arrive with model suggestions it keeps the ones that
-match a reference box (fixing the class by key), deletes the others, accepts the rest with
-``A`` and draws what the model missed. The first image with two or more suggestions is
-photographed as it arrives (``docs/img/labeling-app.png``), and the actions and box counts per
-image are printed for images with and without suggestions (a script's seconds are no human's).
+the demo's reference boxes. On images that arrive with model suggestions it walks through them by
+keys (the page selects each in turn: ``Y`` keeps one that matches a reference box, a class
+key fixes its class, ``Delete`` drops the others) and draws what the model missed. The first
+image with two or more suggestions is photographed as it arrives
+(``docs/img/labeling-app.png``), and the actions and box counts per image are printed for
+images with and without suggestions (a script's seconds are no human's).
 
     .venv/bin/python tests/browser/screenshot_labeling_app.py [--out docs/img/labeling-app.png]
 
@@ -81,22 +82,26 @@ class _Person:
             taken = True
         actions = 0
         todo = list(refs)
-        for s in suggestions:
+        # The page selects each suggestion in turn: Y keeps it, a class key fixes its class
+        # and keeps it, Delete drops it; then the next one is selected.
+        while True:
+            current = page.state()
+            chosen = [b for b in current["suggestions"] if b["id"] == current["selected"]]
+            if not chosen:
+                break
+            s = chosen[0]
             best = max(todo, key=lambda r: _iou(r, s), default=None)
-            cx, cy = s["left"] + s["width"] / 2, s["top"] + s["height"] / 2
             if best is not None and _iou(best, s) >= MATCH_IOU:
                 todo.remove(best)
                 if best["class_id"] != s["class_id"]:
-                    page.click(cx, cy)
-                    page.keys(str(best["class_id"] + 1))
-                    actions += 2
+                    page.keys(str(best["class_id"] + 1))  # fixed and kept (edited)
+                    actions += 1
+                else:
+                    page.keys("y")
+                    actions += 1
             else:
-                page.click(cx, cy)
                 page.keys("\ue017")  # Delete
-                actions += 2
-        if suggestions:
-            page.keys("a")
-            actions += 1
+                actions += 1
         for r in todo:
             page.drag(r["left"], r["top"], r["left"] + r["width"], r["top"] + r["height"])
             page.keys(str(r["class_id"] + 1))

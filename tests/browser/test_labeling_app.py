@@ -109,8 +109,8 @@ def _wait_batch_end(page: LabelPage) -> None:
 def test_labeling_app_draws_edits_accepts_rejects_and_submits_what_the_manifest_holds(
     tmp_path: Path, workforce: BrowserWorkforce, label_page: Callable[[str], LabelPage]
 ) -> None:
-    # GIVEN a batch of three images, the second and third with two model suggestions each
-    tasks = make_tasks(tmp_path, 3, preannotated={1, 2}, job="run-it0-label")
+    # GIVEN a batch of four images, all but the first with two model suggestions each
+    tasks = make_tasks(tmp_path, 4, preannotated={1, 2, 3}, job="run-it0-label")
     batch = _Batch(workforce, tasks).start()
     page = label_page(workforce.url or "")
     page.open("Ada")
@@ -150,11 +150,21 @@ def test_labeling_app_draws_edits_accepts_rejects_and_submits_what_the_manifest_
     assert state["task"] == "rec2" and state["pending"] == 2, state
     page.keys("e")
     submitted["rec2"] = []
+
+    # ... and on the fourth keeps the first suggestion (selected on arrival) and drops the rest
+    state = page.wait_task(not_task="rec2")
+    assert state["task"] == "rec3" and state["pending"] == 2, state
+    page.keys("y", "r")
+    state = page.state()
+    assert state["pending"] == 0 and len(state["boxes"]) == 1, state
+    submitted["rec3"] = _page_boxes(state)
+    assert _near(submitted["rec3"][0], 0, 40, 50, 60, 40), state
+    page.keys(ENTER)
     _wait_batch_end(page)
 
     # THEN the labels the runner writes hold exactly those boxes, and nothing else
     results = {r.record_id: r for r in batch.join()}
-    assert set(results) == {"rec0", "rec1", "rec2"}
+    assert set(results) == {"rec0", "rec1", "rec2", "rec3"}
     for record_id, boxes in submitted.items():
         manifest = _manifest_boxes(results[record_id])
         assert [sorted(b) for b in manifest] == [sorted(b) for b in boxes], record_id
@@ -162,9 +172,9 @@ def test_labeling_app_draws_edits_accepts_rejects_and_submits_what_the_manifest_
             assert [got[k] for k in sorted(got)] == pytest.approx([want[k] for k in sorted(got)])
     assert results["rec0"].worker_seconds > 0 and results["rec1"].worker_seconds > 0
     effort = workforce.job_summary("run-it0-label")["effort"]
-    assert effort["images"] == 3 and effort["preannotated_images"] == 2
-    assert effort["boxes_drawn"] == 2 and effort["model_boxes_accepted"] == 1
-    assert effort["model_boxes_moved"] == 1 and effort["model_boxes_deleted"] == 2
+    assert effort["images"] == 4 and effort["preannotated_images"] == 3
+    assert effort["boxes_drawn"] == 2 and effort["model_boxes_accepted"] == 2
+    assert effort["model_boxes_moved"] == 1 and effort["model_boxes_deleted"] == 3
     assert page.error() == ""
 
 

@@ -342,6 +342,7 @@
     if (task.answer) info.push("your earlier answer");
     $("task-info").textContent = info.join(" \u00b7 ");
     loadImage(task.image_url, task.width, task.height, boxes);
+    selectNextSuggestion();
   }
 
   function makeBox(b, origin, pending) {
@@ -526,8 +527,10 @@
     const box = selectedBox();
     if (box && box.class_id !== classId) {
       pushUndo();
+      const wasSuggestion = box.pending;
       box.class_id = classId;
       markEdited(box);
+      if (wasSuggestion) selectNextSuggestion(); // fixed and kept: on to the next one
       changed();
     } else {
       render();
@@ -540,6 +543,36 @@
     pushUndo();
     app.boxes = app.boxes.filter((b) => b !== box);
     app.selected = null;
+    if (box.pending) selectNextSuggestion();
+    changed();
+  }
+
+  /**
+   * Select the first suggestion still dashed, so suggestions are reviewed by keys alone:
+   * Y keeps the selected one, Del drops it, and the next one is selected.
+   */
+  function selectNextSuggestion() {
+    const next = app.boxes.find((b) => b.pending);
+    app.selected = next ? next.id : null;
+    render();
+  }
+
+  function acceptSelected() {
+    const box = selectedBox();
+    if (!box || !box.pending) { notice("Select a dashed suggestion to keep it (Tab)."); return; }
+    pushUndo();
+    box.pending = false;
+    selectNextSuggestion();
+    changed();
+  }
+
+  function rejectRest() {
+    const pending = app.boxes.filter((b) => b.pending);
+    if (!pending.length) { notice("No model suggestions left."); return; }
+    pushUndo();
+    app.boxes = app.boxes.filter((b) => !b.pending);
+    if (!selectedBox()) app.selected = null;
+    notice("Dropped " + pending.length + " model suggestion(s).");
     changed();
   }
 
@@ -857,6 +890,8 @@
       case "Delete": case "Backspace": ev.preventDefault(); deleteSelected(); break;
       case "Enter": ev.preventDefault(); submit(false); break;
       case "a": case "A": acceptAll(); break;
+      case "y": case "Y": acceptSelected(); break;
+      case "r": case "R": rejectRest(); break;
       case "e": case "E": submit(true); break;
       case "p": case "P": previous(); break;
       case "h": case "H": app.hideBoxes = !app.hideBoxes; render(); break;
@@ -995,6 +1030,7 @@
     $("btn-prev").onclick = previous;
     $("btn-undo").onclick = () => undo(false);
     $("btn-accept").onclick = acceptAll;
+    $("btn-reject").onclick = rejectRest;
     $("btn-back").onclick = () => openGallery(false).catch(reportError);
     $("btn-more").onclick = () => loadReviewPage().catch(reportError);
     $("review-filter").onchange = () => openGallery(true).catch(reportError);
