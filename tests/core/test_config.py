@@ -158,9 +158,7 @@ def test_hyperparameter_numbers_from_json_become_strings() -> None:
     assert config.hyperparameters["epochs"] == "5"
 
 
-@pytest.mark.parametrize(
-    "prefix", ["a", "boxloop", "My-Loop-2", "a1b2c3d4e5f6g7h8i9j0", "x--y"]
-)
+@pytest.mark.parametrize("prefix", ["a", "boxloop", "My-Loop-2", "a1b2c3d4e5f6g7h8i9j0", "x--y"])
 def test_job_prefix_accepts_ascii_names(prefix: str) -> None:
     assert LoopConfig(labels=LABELS, job_prefix=prefix).job_prefix == prefix
 
@@ -205,4 +203,3 @@ def test_validation_fraction_zero_is_refused_as_training_needs_a_validation_chan
     # labels are paid for
     with pytest.raises(ConfigError, match=r"validation_fraction must be in \(0, 0.9\]"):
         LoopConfig(labels=LABELS, validation_fraction=0)
-
