@@ -408,8 +408,8 @@
     const boxes = answerBoxes();
     if (!noObjects && !boxes.length && !pending && app.priorNoObjects) noObjects = true;
     if (pending && !(noObjects && !boxes.length)) {
-      showError(pending + " model suggestion(s) are still dashed: press A to accept them all, " +
-        "or select and delete (Del) the wrong ones, then submit.");
+      showError(pending + " model suggestion(s) are still dashed: keep (Y) or drop (Del) each, " +
+        "or press A to accept them all or R to drop them all, then submit.");
       return;
     }
     if (noObjects && pending) {
