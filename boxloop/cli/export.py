@@ -7,9 +7,7 @@ from pathlib import Path
 
 from boxloop.aws.operate.export import FORMATS
 from boxloop.cli.common import EXIT_OK
-
-OUTPUT_MANIFEST = "output.manifest"
-"""What a local run leaves in its output folder (``boxloop.local.app.OUTPUT_MANIFEST``)."""
+from boxloop.steps.finalize import OUTPUT_MANIFEST
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
