@@ -723,9 +723,9 @@
       li.appendChild(sw);
       let text = (i + 1) + ". " + className(b.class_id) + " " + Math.round(b.width) + "\u00d7" +
         Math.round(b.height);
-      if (b.origin === "model") text += b.pending ? " (suggested" +
-        (b.score !== null ? " " + b.score.toFixed(2) : "") + ")" : b.edited ? " (model, edited)"
-        : " (model)";
+      if (b.origin === "model") text += b.pending ? " ?" +
+        (b.score !== null ? " " + b.score.toFixed(2) : "") : b.edited ? " \u00b7 model, edited"
+        : " \u00b7 model";
       li.appendChild(document.createTextNode(text));
       li.onclick = () => { app.selected = b.id; render(); };
       list.appendChild(li);
