@@ -161,6 +161,7 @@ def start_human_labeling(
         deadline=deadline_of(now, float(task["availability_s"])),
         spec=spec,
         failed=failed,
+        scope=str((event.get("run") or {}).get("run_id") or name),
         now=now,
     )
     counts = store.job_counts(name, info.workers_per_object, now)
@@ -228,7 +229,7 @@ def finish_job(store: DynamoTaskStore, name: str, *, now: float | None = None) -
                 }
                 write_json_line(out, fields)
                 continue
-            answers = store.answers(rid)[:workers]
+            answers = store.answers_in(record.scope, rid)[:workers]
             if not answers:  # expired: left out, counted Unlabeled, back to the pool
                 stats["unlabeled"] += 1
                 continue

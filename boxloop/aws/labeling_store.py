@@ -16,8 +16,10 @@ Items (``pk``, ``sk``):
   (the condition of the next change). Claims and counts read only these.
 - ``job#<name>``, ``info#<task_id>``: the `TaskInfo` (image, size, pre-annotations), read once
   per task shown.
-- ``answer#<task_id>``, ``<worker_id>``: the worker's latest `Answer`, whatever the job: an
-  image labeled in an interrupted job is not asked for again.
+- ``answer#<scope>#<task_id>``, ``<worker_id>``: the worker's latest `Answer` for the image in
+  the job's scope (the run): an image answered in an earlier job of the run (a deadline, a
+  late submit) is not asked for again, while another run over the same images, perhaps with
+  other classes, starts afresh.
 - ``worker#<worker_id>``, ``name``: the name a worker gave.
 
 Answers are never deleted or expired: they are the human labels the run paid for.
@@ -78,6 +80,7 @@ class JobRecord:
         spec: What the finisher needs: ``input_manifest``, ``output_path``,
             ``label_attribute``, ``failed`` (task id -> failure reason of unreadable images).
         finishing_since: When a finisher took the job (0 when none did).
+        scope: Where its answers are kept (the run's id): jobs of one run share answers.
     """
 
     info: JobInfo
@@ -87,6 +90,7 @@ class JobRecord:
     deadline: float
     spec: dict[str, Any]
     finishing_since: float = 0.0
+    scope: str = ""
 
 
 def _job_from_json(data: dict[str, Any]) -> JobInfo:
@@ -151,6 +155,7 @@ class DynamoTaskStore:
             deadline=_num(item, "deadline"),
             spec=json.loads(item.get("spec", {}).get("S", "{}")),
             finishing_since=_num(item, "finishing_since"),
+            scope=item.get("scope", {}).get("S", ""),
         )
 
     def _current(self) -> JobRecord | None:
@@ -174,6 +179,7 @@ class DynamoTaskStore:
         deadline: float,
         spec: dict[str, Any],
         failed: dict[str, str] | None = None,
+        scope: str = "",
         now: float | None = None,
     ) -> bool:
         """Open ``job`` with ``tasks`` (streamed, written in batches), or take a newer token.
@@ -197,6 +203,7 @@ class DynamoTaskStore:
             "deadline": _n(deadline),
             "spec": _s(json.dumps(spec, sort_keys=True)),
             "created_at": _n(now),
+            "scope": _s(scope),
         }
         try:
             self.db.put_item(
@@ -220,7 +227,7 @@ class DynamoTaskStore:
                 return False
             # else an earlier invoke died while writing the tasks (none can be answered yet,
             # the job was never open): write them all again.
-        self._write_tasks(job, tasks)
+        self._write_tasks(job, tasks, scope)
         self._batch_put(
             [
                 {"pk": _job_pk(job.name), "sk": _s(f"failed#{task_id}"), "reason": _s(reason)}
@@ -244,11 +251,11 @@ class DynamoTaskStore:
         ).get("Item")
         return record["status"]["S"] if record else None
 
-    def _write_tasks(self, job: JobInfo, tasks: Iterable[TaskInfo]) -> None:
-        """Task and info items, with the answers the images already have (any job)."""
+    def _write_tasks(self, job: JobInfo, tasks: Iterable[TaskInfo], scope: str) -> None:
+        """Task and info items, with the answers the images already have in ``scope``."""
         batch: list[dict[str, Any]] = []
         for task in tasks:
-            workers = [a.worker_id for a in self.answers(task.task_id)]
+            workers = [a.worker_id for a in self._answers(scope, task.task_id)]
             state: dict[str, Any] = {
                 "pk": _job_pk(job.name),
                 "sk": _s(f"task#{task.task_id}"),
@@ -511,16 +518,24 @@ class DynamoTaskStore:
 
     # -- answers ------------------------------------------------------------------------------
 
-    def _answer_item(self, task_id: str, worker_id: str) -> dict[str, Any] | None:
+    def _scope_of(self, job_name: str) -> str:
+        current = self._current()
+        if current is not None and current.info.name == job_name:
+            return current.scope
+        record = self.record_of(job_name)
+        return record.scope if record else ""
+
+    def _answer_item(self, scope: str, task_id: str, worker_id: str) -> dict[str, Any] | None:
         return self.db.get_item(
             TableName=self.table,
-            Key={"pk": _s(f"answer#{task_id}"), "sk": _s(worker_id)},
+            Key={"pk": _s(f"answer#{scope}#{task_id}"), "sk": _s(worker_id)},
             ConsistentRead=True,
         ).get("Item")
 
     def record(self, answer: Answer) -> bool:
         """See `TaskStore.record`: the answer first (durable), then the task's worker set."""
-        earlier = self._answer_item(answer.task_id, answer.worker_id)
+        scope = self._scope_of(answer.job)
+        earlier = self._answer_item(scope, answer.task_id, answer.worker_id)
         first_at = _num(earlier, "first_at", answer.at) if earlier else answer.at
         duplicate = bool(
             earlier and Answer.from_json(json.loads(earlier["data"]["S"])).same_content(answer)
@@ -529,7 +544,7 @@ class DynamoTaskStore:
             self.db.put_item(
                 TableName=self.table,
                 Item={
-                    "pk": _s(f"answer#{answer.task_id}"),
+                    "pk": _s(f"answer#{scope}#{answer.task_id}"),
                     "sk": _s(answer.worker_id),
                     "data": _s(json.dumps(answer.to_json(), separators=(",", ":"))),
                     "first_at": _n(first_at),
@@ -550,8 +565,24 @@ class DynamoTaskStore:
         return duplicate
 
     def answers(self, task_id: str) -> list[Answer]:
-        """See `TaskStore.answers`: every worker's latest, in first-answer order."""
-        items = sorted(self._query(_s(f"answer#{task_id}")), key=lambda i: _num(i, "first_at"))
+        """See `TaskStore.answers`: every worker's latest in the job's run, first-answer order.
+
+        The job is the open one, or the one the store was made for (``job_name``, open or not:
+        the finisher reads a job it has taken).
+        """
+        if self._job_name:
+            return self._answers(self._scope_of(self._job_name), task_id)
+        current = self._current()
+        return self._answers(current.scope if current else "", task_id)
+
+    def answers_in(self, scope: str, task_id: str) -> list[Answer]:
+        """Every worker's latest answer for ``task_id`` in ``scope`` (a job's run)."""
+        return self._answers(scope, task_id)
+
+    def _answers(self, scope: str, task_id: str) -> list[Answer]:
+        items = sorted(
+            self._query(_s(f"answer#{scope}#{task_id}")), key=lambda i: _num(i, "first_at")
+        )
         return [Answer.from_json(json.loads(item["data"]["S"])) for item in items]
 
     def counts(self, now: float) -> Counts:
@@ -576,11 +607,6 @@ class DynamoTaskStore:
             item["sk"]["S"].removeprefix("failed#"): item["reason"]["S"]
             for item in self._query(_job_pk(name), "failed#")
         }
-
-    def task_infos(self, name: str) -> Iterator[TaskInfo]:
-        """Every task of job ``name``, streamed."""
-        for item in self._query(_job_pk(name), "info#"):
-            yield TaskInfo.from_json(json.loads(item["info"]["S"]))
 
     # -- workers ------------------------------------------------------------------------------
 

@@ -55,7 +55,14 @@ def _tasks(n: int) -> list[TaskInfo]:
     ]
 
 
-def _register(store: DynamoTaskStore, n: int = 3, *, job: JobInfo = JOB, token: str = "tok-1"):
+def _register(
+    store: DynamoTaskStore,
+    n: int = 3,
+    *,
+    job: JobInfo = JOB,
+    token: str = "tok-1",
+    scope: str = "run-1",
+):
     return store.register(
         job,
         _tasks(n),
@@ -64,6 +71,7 @@ def _register(store: DynamoTaskStore, n: int = 3, *, job: JobInfo = JOB, token: 
         deadline=1000.0,
         spec={"input_manifest": "s3://b/in.manifest"},
         failed={"bad": "unreadable header"},
+        scope=scope,
         now=1.0,
     )
 
@@ -168,7 +176,17 @@ def test_an_image_answered_in_an_earlier_job_is_done_when_registered_again(db):
     store.close_job(JOB.name)
     later = JobInfo(name="run-label-next", classes=JOB.classes)
     _register(DynamoTaskStore(TABLE, dynamodb=db), n=1, job=later)
-    assert DynamoTaskStore(TABLE, dynamodb=db).counts(now=3.0).done == 1
+    store = DynamoTaskStore(TABLE, dynamodb=db)
+    assert store.counts(now=3.0).done == 1
+    assert [a.worker_id for a in store.answers("t0")] == ["w1"]
+    # another run over the same image (perhaps with other classes) asks for it afresh
+    store.close_job(later.name)
+    other_run = JobInfo(name="other-label", classes=JOB.classes)
+    _register(DynamoTaskStore(TABLE, dynamodb=db), n=1, job=other_run, scope="run-2")
+    fresh = DynamoTaskStore(TABLE, dynamodb=db)
+    assert (fresh.counts(now=3.0).done, fresh.answers("t0")) == (0, [])
+    assert fresh.claim("w1", now=3.0, lease_s=60).lease.task_id == "t0"
+    assert len(fresh.answers_in("run-1", "t0")) == 1
 
 
 def test_finishing_is_taken_once_and_a_dead_finisher_is_taken_over(db):

@@ -187,10 +187,12 @@ class WorkflowHarness:
         images: Mapping[Path, Detections],
         work_dir: Path,
         setenv: Callable[[str, str], None],
+        stand_ins: dict[tuple[str, str | None], str] | None = None,
     ) -> None:
         """Create the bucket, topic, queue and state machine; upload the images and manifest.
 
         Call inside ``mock_aws(config=emulator.MOTO_CONFIG)`` with the emulator applied.
+        ``stand_ins``: see ``resolve_workflow``.
         """
         self.work_dir = work_dir
         client("s3").create_bucket(Bucket=BUCKET)
@@ -209,7 +211,9 @@ class WorkflowHarness:
         client("s3").put_object(
             Bucket=BUCKET, Key="input/input.manifest", Body="\n".join(lines) + "\n"
         )
-        self.workflow = resolve_workflow(template, bucket_name=BUCKET, topic_arn=topic_arn)
+        self.workflow = resolve_workflow(
+            template, bucket_name=BUCKET, topic_arn=topic_arn, stand_ins=stand_ins
+        )
         for key, value in self.workflow.environment.items():
             setenv(key, value)
         self.num_classes = len(json.loads(self.workflow.environment["BOXLOOP_CONFIG"])["labels"])

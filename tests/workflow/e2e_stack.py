@@ -123,7 +123,11 @@ class ResolvedWorkflow:
 
 
 def resolve_workflow(
-    template: dict[str, Any], *, bucket_name: str, topic_arn: str
+    template: dict[str, Any],
+    *,
+    bucket_name: str,
+    topic_arn: str,
+    stand_ins: dict[tuple[str, str | None], str] | None = None,
 ) -> ResolvedWorkflow:
     """Resolve the template's state machine and Lambda environment for moto.
 
@@ -132,10 +136,13 @@ def resolve_workflow(
         bucket_name: the moto bucket standing in for the stack's data bucket (every
             ``AWS::S3::Bucket`` Ref the definition or the functions use).
         topic_arn: the moto topic standing in for the stack's topic.
+        stand_ins: more ``(resource type, attribute or None) -> value`` stand-ins (the
+            labeling service's table and distribution).
 
     Raises:
-        AssertionError: a reference with no stand-in, or functions whose environments differ
-            (the tests run all handlers in one process, with one environment).
+        AssertionError: a reference with no stand-in, or functions whose environments give
+            one variable two values (the tests run all handlers in one process, with one
+            environment: the union of theirs).
     """
     resources = template["Resources"]
     folders = lambda_folders(template)
@@ -143,14 +150,21 @@ def resolve_workflow(
     environments = [
         resources[logical_id]["Properties"]["Environment"]["Variables"] for logical_id in folders
     ]
-    assert all(env == environments[0] for env in environments), "functions differ in environment"
+    shared: dict[str, Any] = {}
+    for env in environments:
+        for key, value in env.items():
+            assert shared.setdefault(key, value) == value, f"functions differ in {key}"
     properties = machine["Properties"]
     used = (
         _logical_ids(properties.get("DefinitionString"))
         | _logical_ids(properties.get("DefinitionSubstitutions"))
-        | _logical_ids(environments[0])
+        | _logical_ids(shared)
     )
-    given = {("AWS::S3::Bucket", None): bucket_name, ("AWS::SNS::Topic", None): topic_arn}
+    given = {
+        ("AWS::S3::Bucket", None): bucket_name,
+        ("AWS::SNS::Topic", None): topic_arn,
+        **(stand_ins or {}),
+    }
     refs = {
         logical_id if attribute is None else f"{logical_id}.{attribute}": _fake_value(
             resources[logical_id]["Type"], logical_id, attribute, given
@@ -158,7 +172,7 @@ def resolve_workflow(
         for logical_id, attribute in used
     }
     definition = definition_from_template(template, refs, region=REGION, account_id=ACCOUNT)
-    environment = resolve_intrinsics(environments[0], refs, region=REGION, account_id=ACCOUNT)
+    environment = resolve_intrinsics(shared, refs, region=REGION, account_id=ACCOUNT)
     return ResolvedWorkflow(
         definition=definition,
         functions={function_name(lid): folder for lid, folder in folders.items()},
