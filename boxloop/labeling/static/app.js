@@ -107,7 +107,7 @@
   async function api(method, path, body) {
     const headers = { "Accept": "application/json" };
     if (app.token) headers["Authorization"] = "Bearer " + app.token;
-    if (app.worker) headers["X-Boxloop-Worker"] = app.worker.id;
+    if (app.worker && app.config.auth === "token") headers["X-Boxloop-Worker"] = app.worker.id;
     const init = { method, headers, cache: "no-store" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -122,6 +122,9 @@
     }
     let data = null;
     try { data = await response.json(); } catch (e) { data = null; }
+    if (response.status === 401 && app.config.auth === "cognito") {
+      signOutAndIn(); // the sign-in expired: Cognito's page, then back here
+    }
     if (!response.ok) {
       const err = (data && data.error) || {};
       const message = err.message || ("The server answered HTTP " + response.status + " to " +
@@ -152,6 +155,80 @@
     try { return sessionStorage.getItem(STORE + "token"); } catch (e) { return null; }
   }
 
+  // ---------------------------------------------------------------- Cognito sign-in (AWS)
+  // Authorization code with PKCE on Cognito's hosted pages (config.json's "cognito" block:
+  // domain, client_id, redirect_uri). The ID token is the bearer: it carries the email that
+  // names the worker. Kept in sessionStorage until it expires; then a fresh sign-in.
+
+  function base64url(bytes) {
+    let text = "";
+    for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function cognitoConfig() {
+    const c = app.config.cognito || {};
+    if (!c.domain || !c.client_id) {
+      throw new Error("config.json names no Cognito domain and client_id; redeploy the stack.");
+    }
+    return { domain: c.domain.replace(/\/$/, ""), clientId: c.client_id,
+      redirectUri: c.redirect_uri || location.origin + location.pathname };
+  }
+
+  async function cognitoToken() {
+    const c = cognitoConfig();
+    const query = new URLSearchParams(location.search);
+    if (query.get("error")) {
+      throw new Error("Cognito refused the sign-in: " + (query.get("error_description") ||
+        query.get("error")));
+    }
+    if (query.get("code")) {
+      const verifier = sessionStorage.getItem(STORE + "pkce");
+      if (!verifier || query.get("state") !== sessionStorage.getItem(STORE + "state")) {
+        throw new Error("This sign-in link is not from this browser tab; reload to sign in.");
+      }
+      const response = await fetch(c.domain + "/oauth2/token", {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "authorization_code", client_id: c.clientId,
+          code: query.get("code"), redirect_uri: c.redirectUri, code_verifier: verifier }),
+      });
+      const tokens = await response.json().catch(() => ({}));
+      if (!response.ok || !tokens.id_token) {
+        throw new Error("Cognito did not give a token (" + (tokens.error || response.status) +
+          "); reload to sign in again.");
+      }
+      sessionStorage.removeItem(STORE + "pkce");
+      sessionStorage.setItem(STORE + "token", tokens.id_token);
+      sessionStorage.setItem(STORE + "token_exp",
+        String(Date.now() + (Number(tokens.expires_in) || 3600) * 1000 - 60000));
+      history.replaceState(null, "", location.pathname); // the code is single-use
+      return tokens.id_token;
+    }
+    const token = sessionStorage.getItem(STORE + "token");
+    if (token && Number(sessionStorage.getItem(STORE + "token_exp")) > Date.now()) return token;
+    await cognitoSignIn(c);
+    return null;
+  }
+
+  async function cognitoSignIn(c) {
+    const verifier = randomId() + randomId();
+    const state = randomId();
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    sessionStorage.setItem(STORE + "pkce", verifier);
+    sessionStorage.setItem(STORE + "state", state);
+    location.assign(c.domain + "/oauth2/authorize?" + new URLSearchParams({
+      response_type: "code", client_id: c.clientId, redirect_uri: c.redirectUri,
+      scope: "openid email", state, code_challenge: base64url(digest),
+      code_challenge_method: "S256" }));
+  }
+
+  function signOutAndIn() {
+    sessionStorage.removeItem(STORE + "token");
+    sessionStorage.removeItem(STORE + "token_exp");
+    try { cognitoSignIn(cognitoConfig()); } catch (e) { reportError(e); }
+  }
+
   async function loadConfig() {
     try {
       const response = await fetch("/config.json", { cache: "no-store" });
@@ -180,7 +257,19 @@
   async function start() {
     bindUi();
     await loadConfig();
-    app.token = readToken();
+    if (app.config.auth === "cognito") {
+      try {
+        app.token = await cognitoToken();
+      } catch (e) {
+        reportError(e);
+        showView("message-view", "Signing in did not work; see the message above. Reload to " +
+          "try again.");
+        return;
+      }
+      if (!app.token) return; // on the way to Cognito's sign-in page
+    } else {
+      app.token = readToken();
+    }
     if (!app.token && app.config.auth === "token") {
       showView("message-view", "This page needs the link the labeling run printed " +
         "(it ends in #token=...). Open that link; the token proves you may label this run.");
@@ -477,7 +566,7 @@
         !app.target.lease_id || (app.task && app.task.answer)) return;
     const headers = { "Content-Type": "application/json" };
     if (app.token) headers["Authorization"] = "Bearer " + app.token;
-    if (app.worker) headers["X-Boxloop-Worker"] = app.worker.id;
+    if (app.worker && app.config.auth === "token") headers["X-Boxloop-Worker"] = app.worker.id;
     try {
       fetch(app.config.api + "/tasks/" + encodeURIComponent(app.target.id) + "/release", {
         method: "POST", headers, keepalive: true,
