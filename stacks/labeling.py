@@ -110,7 +110,7 @@ class Labeling(Construct):
         table: tasks, leases, answers and jobs (on demand, point-in-time recovery, the stack's
             key when one is given).
         user_pool: the workforce; ``labelers`` is the group the API admits.
-        user_pool_client: the app's public client (no secret; code + PKCE or implicit).
+        user_pool_client: the app's public client (no secret; authorization code + PKCE).
         domain: Cognito's hosted sign-in pages (first sign-in, password reset, MFA set-up).
         api: the HTTP API; every route carries the JWT authorizer.
         distribution: CloudFront: the app at ``/``, the API at ``/api/*``.
@@ -337,7 +337,8 @@ class Labeling(Construct):
             generate_secret=False,
             auth_flows=cognito.AuthFlow(user_srp=True),
             o_auth=cognito.OAuthSettings(
-                flows=cognito.OAuthFlows(authorization_code_grant=True, implicit_code_grant=True),
+                # the app signs in with the authorization code and PKCE (no implicit grant)
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
                 scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
                 callback_urls=[self.url],
                 logout_urls=[self.url],

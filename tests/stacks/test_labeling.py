@@ -90,6 +90,7 @@ def test_app_client_is_public_and_returns_to_the_distribution(template):
     client = _only(template, "AWS::Cognito::UserPoolClient")["Properties"]
     assert client["GenerateSecret"] is False
     assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert client["AllowedOAuthFlows"] == ["code"]  # the app's PKCE flow, no implicit grant
     assert set(client["AllowedOAuthScopes"]) == {"openid", "email"}
     (callback,) = client["CallbackURLs"]
     distribution = next(iter(template.find_resources("AWS::CloudFront::Distribution")))
@@ -330,3 +331,17 @@ def test_groundtruth_has_no_labeling_service_and_routes_to_ground_truth(groundtr
     assert "not-deployed" in json.dumps(substitutions["StartHumanLabelingFunctionArn"])
     outputs = groundtruth_template.to_json()["Outputs"]
     assert "WorkteamArn" in outputs and "LabelingUrl" not in outputs
+
+
+def test_groundtruth_variant_passes_cdk_nag_too(make_app, make_config, make_stack, tmp_path):
+    # the compliance tests synthesize cdk.json's default (boxloop); Ground Truth's must pass too
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    app = make_app(outdir=str(tmp_path))
+    make_stack(make_config(humanLabeling="groundtruth", kmsKeyArn=KEY_ARN), app=app)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert plugin["violations"] == [] and plugin["conclusion"] == "success"
