@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from boxloop.aws.labeling_env import LABELING_URL_OUTPUT, USER_POOL_ID_OUTPUT
+from boxloop.aws.regions import CONSOLE_HOSTS
 from boxloop.aws.stack_outputs import LABELING_TABLE_OUTPUT
 from stacks.bundling import REPO_ROOT
 from stacks.functions import Functions
@@ -185,11 +186,17 @@ class BoxloopStack(cdk.Stack):
                 description="DynamoDB table of the labeling app's tasks and answers (boxloop aws "
                 "status and stop read the open batch there)",
             )
+        console_hosts = cdk.CfnMapping(
+            self,
+            "ConsoleHosts",
+            mapping={partition: {"host": host} for partition, host in CONSOLE_HOSTS.items()},
+        )
+        console_host = console_hosts.find_in_map(cdk.Aws.PARTITION, "host")
         cdk.CfnOutput(
             self,
             "ConsoleUrl",
             value=(
-                f"https://{cdk.Aws.REGION}.console.aws.amazon.com/states/home?region="
+                f"https://{cdk.Aws.REGION}.{console_host}/states/home?region="
                 f"{cdk.Aws.REGION}#/statemachines/view/{state_machine.state_machine_arn}"
             ),
             description="The state machine in the Step Functions console",

@@ -27,6 +27,14 @@ GROUND_TRUTH_LAMBDA_ACCOUNTS: dict[str, str] = {
 }
 GROUND_TRUTH_REGIONS: tuple[str, ...] = tuple(sorted(GROUND_TRUTH_LAMBDA_ACCOUNTS))
 
+CONSOLE_HOSTS: dict[str, str] = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+"""The AWS console's host per partition (a region's console is ``<region>.<host>``): the stack's
+``ConsoleUrl`` output and ``boxloop aws start`` both build their links from it."""
+
 OBJECT_DETECTION_VERSION = "1"
 # The processing job runs processing/ and the boxloop package with the container's own python3 and
 # boto3. The py312 build of the scikit-learn container is the one whose tag names its Python, and

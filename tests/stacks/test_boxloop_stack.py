@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Capture, Match, Template
 
 from boxloop.aws import regions
+from boxloop.aws.regions import CONSOLE_HOSTS
 from boxloop.core.errors import ConfigError
 from boxloop.steps.run import RunPaths
 from stacks.bundling import LAMBDA_RUNTIME
@@ -714,6 +715,24 @@ def test_monitoring_alarms_on_failed_executions_to_topic(template):
 @pytest.mark.parametrize("name", ["BucketName", "StateMachineArn", "TopicArn", "ConsoleUrl"])
 def test_outputs_have_descriptions(template, name):
     template.has_output(name, {"Description": Match.string_like_regexp(".{20,}")})
+
+
+def test_console_url_takes_the_console_host_of_the_stacks_partition(template):
+    # GIVEN the console host of every partition
+    # WHEN the stack is synthesized (region and partition are tokens until deploy)
+    outputs = template.to_json()["Outputs"]["ConsoleUrl"]["Value"]["Fn::Join"][1]
+    mappings = template.to_json()["Mappings"]
+    # THEN the output looks the host up by AWS::Partition in a mapping of exactly those hosts
+    lookups = [
+        part["Fn::FindInMap"]
+        for part in outputs
+        if isinstance(part, dict) and "Fn::FindInMap" in part
+    ]
+    assert len(lookups) == 1
+    mapping_id, partition, key = lookups[0]
+    assert partition == {"Ref": "AWS::Partition"}
+    assert mappings[mapping_id] == {p: {key: host} for p, host in CONSOLE_HOSTS.items()}
+    assert not any("console.aws.amazon.com" in part for part in outputs if isinstance(part, str))
 
 
 def test_default_workteam_is_flagged_with_a_warning(default_stack):

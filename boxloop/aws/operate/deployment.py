@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from boxloop.aws.regions import CONSOLE_HOSTS
 from boxloop.aws.stack_outputs import (
     DEFAULT_STACK_NAME,
     LABELING_TABLE_OUTPUT,
@@ -17,13 +18,6 @@ from boxloop.aws.stack_outputs import (
 
 if TYPE_CHECKING:
     from boxloop.core.config import LoopConfig
-
-CONSOLE_HOSTS = {
-    "aws": "console.aws.amazon.com",
-    "aws-cn": "console.amazonaws.cn",
-    "aws-us-gov": "console.amazonaws-us-gov.com",
-}
-"""The AWS console's host per partition (a region's console is ``<region>.<host>``)."""
 
 
 @dataclass(frozen=True, slots=True)
