@@ -25,6 +25,59 @@ FUNCTION_IDS = LAMBDA_STEPS
 TIMEOUT = cdk.Duration.minutes(15)
 
 
+def base_environment(config: BoxloopConfig, bucket: s3.IBucket) -> dict[str, str]:
+    """What every boxloop Lambda (steps and labeling) finds in its environment."""
+    return {
+        "BOXLOOP_BUCKET": bucket.bucket_name,
+        "BOXLOOP_CONFIG": config.loop_json,
+        "BOXLOOP_KMS_KEY_ARN": config.kms_key_arn,
+        "POWERTOOLS_SERVICE_NAME": "boxloop",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def bundled_function(
+    scope: Construct,
+    construct_name: str,
+    folder: str,
+    *,
+    description: str,
+    role: iam.IRole,
+    environment: dict[str, str],
+    timeout: cdk.Duration,
+    root: Path = REPO_ROOT,
+    ephemeral_storage: cdk.Size | None = None,
+) -> tuple[lambda_.Function, logs.LogGroup]:
+    """The Lambda of ``lambdas/<folder>`` (arm64, bundled with boxloop) and its log group.
+
+    The log group (``<construct_name>Logs``, kept 3 months) is made first so the function
+    writes to it, never to an unmanaged one that outlives the stack.
+    """
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_name}Logs",
+        retention=logs.RetentionDays.THREE_MONTHS,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        construct_name,
+        description=description,
+        runtime=LAMBDA_RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler="app.lambda_handler",
+        code=lambda_code(folder, root=root),
+        timeout=timeout,
+        memory_size=LAMBDA_MEMORY_MB,
+        ephemeral_storage_size=ephemeral_storage,
+        role=role,
+        environment=environment,
+        log_group=log_group,
+    )
+    return function, log_group
+
+
 class Functions(Construct):
     """One Lambda per step of the loop, sharing one role and the same environment.
 
@@ -48,36 +101,18 @@ class Functions(Construct):
         root: Path = REPO_ROOT,
     ) -> None:
         super().__init__(scope, construct_id)
-        environment = {
-            "BOXLOOP_BUCKET": bucket.bucket_name,
-            "BOXLOOP_CONFIG": config.loop_json,
-            "BOXLOOP_KMS_KEY_ARN": config.kms_key_arn,
-            "POWERTOOLS_SERVICE_NAME": "boxloop",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+        environment = base_environment(config, bucket)
         self.by_folder: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         for folder, construct_name in FUNCTION_IDS.items():
-            log_group = logs.LogGroup(
-                self,
-                f"{construct_name}Logs",
-                retention=logs.RetentionDays.THREE_MONTHS,
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            )
-            log_group.grant_write(role)
-            self.log_groups[folder] = log_group
-            self.by_folder[folder] = lambda_.Function(
+            self.by_folder[folder], self.log_groups[folder] = bundled_function(
                 self,
                 construct_name,
+                folder,
                 description=f"boxloop step {folder} (lambdas/{folder}/app.py)",
-                runtime=LAMBDA_RUNTIME,
-                architecture=lambda_.Architecture.ARM_64,
-                handler="app.lambda_handler",
-                code=lambda_code(folder, root=root),
-                timeout=TIMEOUT,
-                memory_size=LAMBDA_MEMORY_MB,
-                ephemeral_storage_size=cdk.Size.mebibytes(LAMBDA_EPHEMERAL_MIB),
                 role=role,
                 environment=environment,
-                log_group=log_group,
+                timeout=TIMEOUT,
+                root=root,
+                ephemeral_storage=cdk.Size.mebibytes(LAMBDA_EPHEMERAL_MIB),
             )

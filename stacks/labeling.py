@@ -44,8 +44,8 @@ from boxloop.aws.labeling_env import (
     LABELING_URL_ENV,
     SWEEP_MINUTES,
 )
-from stacks.bundling import LAMBDA_RUNTIME, REPO_ROOT, lambda_code
-from stacks.config import LAMBDA_MEMORY_MB
+from stacks.bundling import REPO_ROOT
+from stacks.functions import base_environment, bundled_function
 from stacks.roles import grant_run_files, trust_conditions
 
 if TYPE_CHECKING:
@@ -376,39 +376,23 @@ class Labeling(Construct):
 
     def _functions(self, config: BoxloopConfig, bucket: s3.IBucket, root: Path) -> None:
         environment = {
-            "BOXLOOP_BUCKET": bucket.bucket_name,
-            "BOXLOOP_CONFIG": config.loop_json,
-            "BOXLOOP_KMS_KEY_ARN": config.kms_key_arn,
+            **base_environment(config, bucket),
             LABELING_TABLE_ENV: self.table.table_name,
             LABELING_URL_ENV: self.url,
-            "POWERTOOLS_SERVICE_NAME": "boxloop",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         for folder, construct_name in LABELING_FUNCTION_IDS.items():
-            log_group = logs.LogGroup(
-                self,
-                f"{construct_name}Logs",
-                retention=logs.RetentionDays.THREE_MONTHS,
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            )
-            log_group.grant_write(self.role)
-            self.log_groups[folder] = log_group
-            self.functions[folder] = lambda_.Function(
+            self.functions[folder], self.log_groups[folder] = bundled_function(
                 self,
                 construct_name,
+                folder,
                 description=f"boxloop labeling {folder} (lambdas/{folder}/app.py)",
-                runtime=LAMBDA_RUNTIME,
-                architecture=lambda_.Architecture.ARM_64,
-                handler="app.lambda_handler",
-                code=lambda_code(folder, root=root),
-                # The API answers a person waiting on a page; the finisher writes a manifest.
-                timeout=cdk.Duration.seconds(29 if folder == "labeling_api" else 900),
-                memory_size=LAMBDA_MEMORY_MB,
                 role=self.role,
                 environment=environment,
-                log_group=log_group,
+                # The API answers a person waiting on a page; the finisher writes a manifest.
+                timeout=cdk.Duration.seconds(29 if folder == "labeling_api" else 900),
+                root=root,
             )
         events.Rule(
             self,

@@ -20,29 +20,34 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from boxloop.aws.labeling_env import LABELING_TABLE_ENV, SWEEP_MINUTES
 from boxloop.aws.labeling_store import FINISHING, OPEN, DynamoTaskStore
 from boxloop.aws.s3 import iter_lines, open_for_write, read_image_size, read_text, write_text
 from boxloop.aws.task_callback import send_failure, send_heartbeat, send_success
-from boxloop.core.errors import ConfigError, ManifestError
-from boxloop.core.formats.groundtruth import METADATA_SUFFIX, label_to_fields
+from boxloop.core.errors import ConfigError
+from boxloop.core.formats.groundtruth import label_to_fields
 from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.labels import LabelConfig
-from boxloop.core.manifests import SOURCE_REF, iter_json_lines, record_id, write_json_line
+from boxloop.core.manifests import SOURCE_REF, iter_source_objects, record_id, write_json_line
 from boxloop.core.records import PROVENANCE_KEY
 from boxloop.labeling.contract import JobInfo, TaskInfo
 from boxloop.labeling.effort import EffortSummary
-from boxloop.labeling.output import JOB_NAME_PREFIX, label_of
+from boxloop.labeling.output import (
+    JobStats,
+    failure_fields,
+    ground_truth_now,
+    kept_fields,
+    label_of,
+    output_manifest_uri,
+    stats_uri,
+)
 from boxloop.labeling.preannotations import PREANNOTATIONS_KEY, preboxes_from_field, task_role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-STATS_FILE: Final = "boxloop-workforce.json"
-"""Next to the job's manifests, as the local labeling runner writes it (reports read it)."""
 WORKFORCE_NAME: Final = "boxloop-app"
 STALE_FINISH_S: Final = 2 * SWEEP_MINUTES * 60
 """A finisher silent this long died: the sweep takes the job over."""
@@ -60,11 +65,6 @@ def table_store(**kwargs: Any) -> DynamoTaskStore:
     return DynamoTaskStore(table, **kwargs)
 
 
-def _ground_truth_now() -> str:
-    """UTC now as Ground Truth writes ``creation-date`` (no zone, microseconds)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
 def deadline_of(started: float, availability_s: float) -> float:
     """When unanswered images expire: before the state's own timeout (``availability_s``).
 
@@ -79,19 +79,7 @@ def deadline_of(started: float, availability_s: float) -> float:
 
 
 def _lines(manifest: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for item in iter_json_lines(iter_lines(manifest), source=manifest):
-        if isinstance(item, ManifestError):
-            raise item
-        number, obj = item
-        ref = obj.get(SOURCE_REF)
-        if not isinstance(ref, str) or not ref.strip():
-            raise ManifestError(
-                "is missing or not a non-empty string",
-                source=manifest,
-                line=number,
-                field=SOURCE_REF,
-            )
-        yield number, obj
+    return iter_source_objects(iter_lines(manifest), source=manifest)
 
 
 def _tasks(manifest: str, failed: dict[str, str]) -> Iterator[TaskInfo]:
@@ -181,10 +169,6 @@ def start_human_labeling(
 # -- finish -------------------------------------------------------------------------------------
 
 
-def _output_uri(spec: dict[str, Any], name: str) -> str:
-    return f"{spec['output_path']}/{name}/manifests/output/output.manifest"
-
-
 def finish_job(store: DynamoTaskStore, name: str, *, now: float | None = None) -> str:
     """Write job ``name``'s output manifest and answer its task token, once.
 
@@ -201,71 +185,48 @@ def finish_job(store: DynamoTaskStore, name: str, *, now: float | None = None) -
     attr = str(spec["label_attribute"])
     workers = record.info.workers_per_object
     failed = store.failed_images(name)
-    created = _ground_truth_now()
+    created = ground_truth_now()
     summary = EffortSummary()
-    stats = {
-        "objects": 0,
-        "labeled": 0,
-        "failed": 0,
-        "unlabeled": 0,
-        "boxes": 0,
-        "worker_tasks": 0,
-        "worker_seconds": 0.0,
-    }
-    output = _output_uri(spec, name)
-    input_only = (attr, attr + METADATA_SUFFIX, PREANNOTATIONS_KEY)
+    stats = JobStats(job=name, workforce=WORKFORCE_NAME)
+    output = output_manifest_uri(str(spec["output_path"]), name)
     with open_for_write(output) as out:
         for _, obj in _lines(str(spec["input_manifest"])):
-            stats["objects"] += 1
             rid = record_id(obj[SOURCE_REF])
-            fields = {k: v for k, v in obj.items() if k not in input_only}
+            fields = kept_fields(obj, attr)
             if rid in failed:
-                stats["failed"] += 1
-                fields[attr + METADATA_SUFFIX] = {
-                    "failure-reason": failed[rid],
-                    "human-annotated": "yes",
-                    "creation-date": created,
-                    "job-name": JOB_NAME_PREFIX + name,
-                }
+                stats.add_failed(failed[rid])
+                fields.update(
+                    failure_fields(attr, failed[rid], job_name=name, creation_date=created)
+                )
                 write_json_line(out, fields)
                 continue
             answers = store.answers_in(record.scope, rid)[:workers]
             if not answers:  # expired: left out, counted Unlabeled, back to the pool
-                stats["unlabeled"] += 1
+                stats.add_unlabeled()
                 continue
             label = label_of(
                 answers, job_name=name, class_map=record.info.classes, creation_date=created
             )
             for answer in answers:
                 summary.add(answer)
-            stats["labeled"] += 1
-            stats["boxes"] += len(label.detections.boxes)
-            stats["worker_tasks"] += len(answers)
-            stats["worker_seconds"] += sum(float(a.effort.get("seconds", 0.0)) for a in answers)
+            stats.add_labeled(
+                len(label.detections.boxes),
+                workers=len(answers),
+                seconds=sum(float(a.effort.get("seconds", 0.0)) for a in answers),
+            )
             fields.update(label_to_fields(label, attr))
             write_json_line(out, fields)
-    stats["worker_seconds"] = round(stats["worker_seconds"], 3)
     write_text(
-        f"{spec['output_path']}/{name}/{STATS_FILE}",
-        json.dumps(
-            {"job": name, "workforce": WORKFORCE_NAME, **stats, "effort": summary.to_json()},
-            indent=2,
-        ),
+        stats_uri(str(spec["output_path"]), name),
+        json.dumps({**stats.to_json(), "effort": summary.to_json()}, indent=2),
     )
-    counters = {
-        "TotalLabeled": stats["labeled"],
-        "HumanLabeled": stats["labeled"],
-        "MachineLabeled": 0,
-        "FailedNonRetryableError": stats["failed"],
-        "Unlabeled": stats["unlabeled"],
-    }
-    if stats["labeled"] == 0 and stats["objects"] > 0:
+    if stats.labeled == 0 and stats.objects > 0:
         outcome = "failed"
         answered = send_failure(
             record.task_token,
             FAILED_ERROR,
-            f"labeling job {name}: not one of its {stats['objects']} images was labeled "
-            f"({stats['failed']} unreadable, {stats['unlabeled']} expired); see {output}",
+            f"labeling job {name}: not one of its {stats.objects} images was labeled "
+            f"({stats.failed} unreadable, {stats.unlabeled} expired); see {output}",
         )
     else:
         outcome = "completed"
@@ -274,8 +235,7 @@ def finish_job(store: DynamoTaskStore, name: str, *, now: float | None = None) -
             {
                 "LabelingJobName": name,
                 "LabelingJobStatus": "Completed",
-                "LabelingJobOutput": {"OutputDatasetS3Uri": output},
-                "LabelCounters": counters,
+                **stats.outputs(output),
             },
         )
     store.close_job(name)

@@ -16,6 +16,7 @@ from boxloop.core.errors import BoxloopError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     ReadAt = Callable[[int, int], bytes]
     """``(offset, length) -> bytes`` of the same file (fewer at its end)."""
@@ -36,6 +37,10 @@ _JPEG_MODES = {1: "grey", 3: "YCbCr"}
 _ADOBE_CMYK_TRANSFORMS = {0: "CMYK", 2: "YCCK"}
 
 ImageFormat = Literal["jpeg", "png", "gif", "bmp", "webp"]
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+"""File endings of the images the loop takes from a folder (the formats read here, lower case),
+locally and on AWS; only JPEG and PNG reach the model, the others are labeled by humans (ingest
+marks them)."""
 PREDICTABLE_FORMATS: tuple[ImageFormat, ...] = ("jpeg", "png")
 """What the built-in Object Detection algorithm decodes for inference (application/x-image)."""
 ProblemCode = Literal["format", "channels", "payload", "incomplete", "unreadable"]
@@ -43,6 +48,20 @@ ProblemCode = Literal["format", "channels", "payload", "incomplete", "unreadable
 
 class ImageHeaderError(BoxloopError, ValueError):
     """The bytes are not a PNG, JPEG, GIF, BMP or WebP header this module can read."""
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files (`IMAGE_SUFFIXES`) anywhere under ``folder``, sorted.
+
+    Raises:
+        BoxloopError: there is none.
+    """
+    paths = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not paths:
+        raise BoxloopError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return paths
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,6 +52,30 @@ def iter_json_lines(
         yield item if isinstance(item, ManifestError) else item[:2]
 
 
+def iter_source_objects(
+    stream: Iterable[bytes | str], *, source: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line_no, object)`` of each line of an input manifest that must name its image.
+
+    For a labeling job's input, where one bad line fails the job (as it fails Ground Truth's)
+    rather than being reported and skipped.
+
+    Raises:
+        ManifestError: the first line that is not a JSON object, or has no non-empty
+            ``source-ref``.
+    """
+    for item in iter_json_lines(stream, source=source):
+        if isinstance(item, ManifestError):
+            raise item
+        number, obj = item
+        ref = obj.get(SOURCE_REF)
+        if not isinstance(ref, str) or not ref.strip():
+            raise ManifestError(
+                "is missing or not a non-empty string", source=source, line=number, field=SOURCE_REF
+            )
+        yield number, obj
+
+
 def iter_json_lines_with_text(
     stream: Iterable[bytes | str], *, source: str
 ) -> Iterator[tuple[int, dict[str, Any], str] | ManifestError]:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import download_file, download_prefix, iter_keys, iter_lines, open_for_write
 from boxloop.core.config import LoopConfig
-from boxloop.core.errors import BoxloopError, ManifestError
+from boxloop.core.errors import ManifestError
 from boxloop.core.formats.groundtruth import find_label_attributes
+from boxloop.core.image_size import image_files
 from boxloop.core.manifests import iter_json_lines, write_json_line
 from boxloop.core.model_state import ModelState
 from boxloop.local.engine import (
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from boxloop.core.labels import LabelConfig
     from boxloop.local.workforce import Workforce
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 OUTPUT_MANIFEST = "output.manifest"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -96,10 +96,7 @@ class LocalRunResult:
 
 def manifest_from_images(images_dir: Path) -> list[dict[str, Any]]:
     """One ``{"source-ref": path}`` line per image file under ``images_dir`` (sorted)."""
-    paths = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise BoxloopError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {images_dir}")
-    return [{"source-ref": str(p.resolve())} for p in paths]
+    return [{"source-ref": str(p.resolve())} for p in image_files(images_dir)]
 
 
 def read_manifest_lines(path: Path) -> list[dict[str, Any]]:

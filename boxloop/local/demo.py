@@ -11,10 +11,11 @@ from boxloop.aws.s3 import open_for_write
 from boxloop.core.formats.groundtruth import Label, label_to_fields
 from boxloop.core.labels import LabelConfig
 from boxloop.core.manifests import write_json_line
+from boxloop.labeling.output import ground_truth_now
 from boxloop.local.app import LocalRunRequest, LocalRunResult, read_manifest_lines, run_local
 from boxloop.local.defaults import DEMO_IMAGE_STEPS, DEMO_IMAGES
 from boxloop.local.runners import DetectorSettings
-from boxloop.local.workforce import SimulatedWorkforce, ground_truth_now
+from boxloop.local.workforce import SimulatedWorkforce
 
 if TYPE_CHECKING:
     from collections.abc import Callable

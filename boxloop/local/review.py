@@ -25,9 +25,8 @@ from boxloop.core.errors import BoxloopError
 from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.manifests import write_json_line
 from boxloop.core.records import ID_KEY, record_to_json
-from boxloop.labeling.output import answer_detections, label_of
+from boxloop.labeling.output import answer_detections, ground_truth_now, label_of
 from boxloop.labeling.review import REVIEW_JOB, ReviewItem
-from boxloop.local.workforce.base import ground_truth_now
 from boxloop.steps.run import iter_records
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from boxloop.aws.s3 import write_text
+from boxloop.labeling.output import STATS_FILE
 from boxloop.local.engine import BUCKET, local_aws
 from boxloop.local.reporting.effort import human_effort, read_labeling_stats
-from boxloop.local.workforce.runner import STATS_FILE
 from boxloop.steps.run import RunPaths
 
 PATHS = RunPaths(root=f"s3://{BUCKET}/runs/r1")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from boxloop.aws.s3 import write_text
+from boxloop.labeling.output import STATS_FILE
 from boxloop.local.engine import BUCKET, local_aws
 from boxloop.local.reporting.local_report import localize, write_local_report
-from boxloop.local.workforce.runner import STATS_FILE
 from boxloop.steps.run import RunPaths
 
 ROOT = f"s3://{BUCKET}/runs/r1"

@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING, Any
 from boxloop.aws.clients import client
 from boxloop.aws.s3 import open_for_write
 from boxloop.core.errors import BoxloopError
+from boxloop.core.image_size import image_files
 from boxloop.core.manifests import write_json_line
 from boxloop.steps.run import run_hash, safe_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-"""Image files the loop takes (the same list as ``boxloop local run --images``); only JPEG and PNG
-reach the model, the others are labeled by humans (ingest marks them)."""
 MD5_METADATA = "boxloop-md5"
 """Object metadata key holding the uploaded file's MD5 (hex), to recognise it on a re-run."""
 MANIFEST_NAME = "input.manifest"
@@ -94,11 +92,7 @@ def plan_upload(folder: Path, *, bucket: str, name: str | None = None) -> Upload
     """
     if not folder.is_dir():
         raise BoxloopError(f"--images {folder}: no such folder")
-    paths = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not paths:
-        raise BoxloopError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    paths = image_files(folder)
     prefix = f"inputs/{name or upload_name(folder)}/"
     files = tuple((p, f"{prefix}images/{p.relative_to(folder).as_posix()}") for p in paths)
     return UploadPlan(folder=folder, bucket=bucket, prefix=prefix, files=files)

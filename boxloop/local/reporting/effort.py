@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import S3Uri, iter_keys, read_text
 from boxloop.core.errors import BoxloopError
-from boxloop.local.workforce.runner import STATS_FILE
+from boxloop.labeling.output import STATS_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from boxloop.core.errors import BoxError
+from boxloop.labeling.output import JOB_NAME_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -14,14 +14,6 @@ if TYPE_CHECKING:
 
     from boxloop.core.boxes import ImageWH
     from boxloop.core.formats.groundtruth import Label
-
-JOB_NAME_PREFIX = "labeling-job/"
-"""Ground Truth writes ``job-name`` as ``labeling-job/<LabelingJobName>``."""
-
-
-def ground_truth_now() -> str:
-    """The current UTC time as Ground Truth writes ``creation-date``: no zone, microseconds."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,12 +25,12 @@ from boxloop.labeling.api import DEFAULT_LEASE_S, LabelingApi
 from boxloop.labeling.auth import ImageSigner, TokenAuth
 from boxloop.labeling.contract import API_BASE, JobInfo, TaskInfo
 from boxloop.labeling.effort import EffortSummary
-from boxloop.labeling.output import label_of
+from boxloop.labeling.output import ground_truth_now, label_of
 from boxloop.labeling.preannotations import PREANNOTATIONS_KEY, preboxes_from_field, task_role
 from boxloop.labeling.store import JOURNAL_FILE, JournalStore
 from boxloop.local.labeling_server import LabelingServer
 from boxloop.local.progress import step_progress
-from boxloop.local.workforce.base import LabelTask, TaskResult, ground_truth_now
+from boxloop.local.workforce.base import LabelTask, TaskResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from boxloop.core.detections import Detections
 from boxloop.core.formats.groundtruth import Label
-from boxloop.local.workforce.base import LabelTask, TaskResult, ground_truth_now
+from boxloop.labeling.output import ground_truth_now
+from boxloop.local.workforce.base import LabelTask, TaskResult
 from boxloop.local.workforce.lookup import LabelLookup
 from boxloop.local.workforce.sources import (
     YoloLabel,

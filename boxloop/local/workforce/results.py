@@ -1,19 +1,18 @@
-"""What the local labeling job checks in, counts of, and writes for each task result."""
+"""What the local labeling job checks in, and counts of, each task result.
+
+The output line and the counts themselves are host-neutral (`boxloop.labeling.output`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from boxloop.core.errors import ConfigError
-from boxloop.core.formats.groundtruth import METADATA_SUFFIX
 
 if TYPE_CHECKING:
-    from boxloop.local.workforce.base import JobSpec, LabelTask, TaskResult
-
-FAILURE_REASON_KEY = "failure-reason"
-"""Ground Truth's metadata key for an object that could not be labeled."""
+    from boxloop.labeling.output import JobStats
+    from boxloop.local.workforce.base import LabelTask, TaskResult
 
 
 def check_result(result: TaskResult, task: LabelTask, categories: str) -> TaskResult:
@@ -66,73 +65,17 @@ def check_result(result: TaskResult, task: LabelTask, categories: str) -> TaskRe
     return dataclasses.replace(result, label=dataclasses.replace(label, class_map=class_map))
 
 
-def failure_fields(result: TaskResult, attr: str, job: JobSpec, now: str) -> dict[str, Any]:
-    """The ``<attr>-metadata`` of a failed object: its ``failure-reason``, no ``<attr>``."""
-    return {
-        attr + METADATA_SUFFIX: {
-            FAILURE_REASON_KEY: result.failure_reason,
-            "human-annotated": "yes",
-            "creation-date": now,
-            "job-name": job.job_name,
-        }
-    }
-
-
-@dataclass(slots=True)
-class JobStats:
-    """Counts of one labeling job, for ``LabelCounters`` and the cost report.
-
-    Attributes:
-        job: ``LabelingJobName``.
-        workforce: The workforce's name.
-        objects: Data objects in the input manifest.
-        labeled: Objects that got a label.
-        failed: Objects that failed (written with a ``failure-reason``).
-        unlabeled: Objects the workforce returned nothing for (expired; left out of the output).
-        boxes: Boxes in the labels.
-        worker_tasks: Worker assignments (objects x workers who worked on them).
-        worker_seconds: Summed worker time, seconds.
-        first_failure: The first failure reason, for the job's own failure message.
-    """
-
-    job: str
-    workforce: str
-    objects: int = 0
-    labeled: int = 0
-    failed: int = 0
-    unlabeled: int = 0
-    boxes: int = 0
-    worker_tasks: int = 0
-    worker_seconds: float = 0.0
-    first_failure: str | None = None
-
-    def add(self, result: TaskResult | None) -> None:
-        """Count one object's result (``None``: nothing came back)."""
-        self.objects += 1
-        if result is None:
-            self.unlabeled += 1
-            return
-        self.worker_tasks += result.n_workers
-        self.worker_seconds += result.worker_seconds
-        if result.label is None:
-            self.failed += 1
-            self.first_failure = self.first_failure or result.failure_reason
-            return
-        self.labeled += 1
-        self.boxes += len(result.label.detections.boxes)
-
-    def counters(self) -> dict[str, int]:
-        """DescribeLabelingJob's ``LabelCounters`` (every label here is a human one)."""
-        return {
-            "TotalLabeled": self.labeled,
-            "HumanLabeled": self.labeled,
-            "MachineLabeled": 0,
-            "FailedNonRetryableError": self.failed,
-            "Unlabeled": self.unlabeled,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        """Every count, JSON-ready."""
-        data = dataclasses.asdict(self)
-        data["worker_seconds"] = round(self.worker_seconds, 3)
-        return data
+def count_result(stats: JobStats, result: TaskResult | None) -> None:
+    """Count one object's result in ``stats`` (``None``: nothing came back, so unlabeled)."""
+    if result is None:
+        stats.add_unlabeled()
+    elif result.label is None:
+        stats.add_failed(
+            result.failure_reason, workers=result.n_workers, seconds=result.worker_seconds
+        )
+    else:
+        stats.add_labeled(
+            len(result.label.detections.boxes),
+            workers=result.n_workers,
+            seconds=result.worker_seconds,
+        )

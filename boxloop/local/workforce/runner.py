@@ -46,19 +46,22 @@ from boxloop.aws.s3 import (
     write_text,
 )
 from boxloop.core.errors import BoxloopError, ConfigError, ManifestError
-from boxloop.core.formats.groundtruth import (
-    METADATA_SUFFIX,
-    check_label_attribute_name,
-    label_to_fields,
-)
+from boxloop.core.formats.groundtruth import check_label_attribute_name, label_to_fields
 from boxloop.core.image_size import ImageHeaderError
 from boxloop.core.labels import LabelConfig
-from boxloop.core.manifests import SOURCE_REF, iter_json_lines, record_id, write_json_line
+from boxloop.core.manifests import SOURCE_REF, iter_source_objects, record_id, write_json_line
 from boxloop.core.records import PROVENANCE_KEY
-from boxloop.labeling.preannotations import PREANNOTATIONS_KEY
+from boxloop.labeling.output import (
+    JobStats,
+    failure_fields,
+    ground_truth_now,
+    kept_fields,
+    output_manifest_uri,
+    stats_uri,
+)
 from boxloop.local.emulator.sagemaker_jobs import JobResult
-from boxloop.local.workforce.base import JobSpec, LabelTask, TaskResult, ground_truth_now
-from boxloop.local.workforce.results import JobStats, check_result, failure_fields
+from boxloop.local.workforce.base import JobSpec, LabelTask, TaskResult
+from boxloop.local.workforce.results import check_result, count_result
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -67,8 +70,6 @@ if TYPE_CHECKING:
 
 MAX_CONCURRENT_TASKS = 1000
 """Ground Truth's largest ``MaxConcurrentTaskCount``, the batch size when the request has none."""
-STATS_FILE = "boxloop-workforce.json"
-"""Written next to Ground Truth's folders: the job's counts and simulated worker time."""
 _S3_ERRORS = {
     "404": "no such object",
     "NoSuchKey": "no such object",
@@ -156,36 +157,34 @@ class LabelingRunner:
             class_map=LabelConfig.from_json(read_text(categories), source=categories).class_map,
         )
         batch_size = max(1, int(human.get("MaxConcurrentTaskCount", MAX_CONCURRENT_TASKS)))
-        output = f"{output_path}/{name}/manifests/output/output.manifest"
+        output = output_manifest_uri(output_path, name)
         stats = JobStats(job=name, workforce=self.workforce.name)
         s3 = client("s3")
         with open_for_write(output) as out:
             for line, result in self._iter_results(manifest, job, batch_size, s3, categories):
-                stats.add(result)
+                count_result(stats, result)
                 if result is None:
                     continue
-                fields = {
-                    k: v
-                    for k, v in line.obj.items()
-                    if k not in (attr, attr + METADATA_SUFFIX, PREANNOTATIONS_KEY)
-                }
+                fields = kept_fields(line.obj, attr)
                 if result.label is not None:
                     fields.update(result.output_fields)
                     fields.update(label_to_fields(result.label, attr))
                 else:
-                    fields.update(failure_fields(result, attr, job, ground_truth_now()))
+                    reason = str(result.failure_reason)
+                    fields.update(
+                        failure_fields(
+                            attr, reason, job_name=name, creation_date=ground_truth_now()
+                        )
+                    )
                 write_json_line(out, fields)
         summary = getattr(self.workforce, "job_summary", None)
         stats_json = {**stats.to_json(), **(summary(name) if summary else {})}
-        write_text(f"{output_path}/{name}/{STATS_FILE}", json.dumps(stats_json, indent=2))
+        write_text(stats_uri(output_path, name), json.dumps(stats_json, indent=2))
         self.jobs[name] = stats
         return self._result(stats, output, manifest)
 
     def _result(self, stats: JobStats, output: str, manifest: str) -> JobResult:
-        outputs = {
-            "LabelingJobOutput": {"OutputDatasetS3Uri": output},
-            "LabelCounters": stats.counters(),
-        }
+        outputs = stats.outputs(output)
         reason = None
         if stats.objects == 0:
             reason = f"ClientError: the input manifest {manifest} holds no data objects"
@@ -208,18 +207,8 @@ class LabelingRunner:
 
     def _iter_lines(self, manifest: str) -> Iterator[_Line]:
         first_line: dict[str, int] = {}
-        for item in iter_json_lines(iter_lines(manifest), source=manifest):
-            if isinstance(item, ManifestError):
-                raise item
-            number, obj = item
-            ref = obj.get(SOURCE_REF)
-            if not isinstance(ref, str) or not ref.strip():
-                raise ManifestError(
-                    "is missing or not a non-empty string",
-                    source=manifest,
-                    line=number,
-                    field=SOURCE_REF,
-                )
+        for number, obj in iter_source_objects(iter_lines(manifest), source=manifest):
+            ref = obj[SOURCE_REF]
             rid = record_id(ref)
             if rid in first_line:
                 raise ManifestError(

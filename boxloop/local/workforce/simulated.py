@@ -11,7 +11,8 @@ from boxloop.core.consolidation import ConsolidationConfig, consolidate
 from boxloop.core.detections import Detections
 from boxloop.core.errors import ConfigError
 from boxloop.core.formats.groundtruth import Label
-from boxloop.local.workforce.base import LabelTask, TaskResult, ground_truth_now
+from boxloop.labeling.output import ground_truth_now
+from boxloop.local.workforce.base import LabelTask, TaskResult
 from boxloop.local.workforce.lookup import LabelLookup
 from boxloop.local.workforce.noise import AnnotatorNoise, draw_worker_boxes
 from boxloop.local.workforce.sources import read_groundtruth
