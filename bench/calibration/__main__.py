@@ -164,7 +164,9 @@ def render(results: dict[str, Any]) -> str:
     ]
     for rule in RULES:
         for size in results["sizes"]:
-            cells = [runs[name]["draws"][str(size)][rule] for name in runs]
+            cells = [r["draws"][str(size)][rule] for r in runs.values() if str(size) in r["draws"]]
+            if not cells:
+                continue
 
             def mean(key: str, cells: list[dict[str, Any]] = cells) -> float | None:
                 values = [c[key] for c in cells if c[key] is not None]
@@ -232,10 +234,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     colors = {"new": "C0", "old": "C3", "fixed-0.5": "C2", "ground-truth": "C1"}
     for rule in RULES:
         for index, run in enumerate(results["runs"].values()):
-            cells = [run["draws"][str(s)][rule] for s in sizes]
+            drawn = [s for s in sizes if str(s) in run["draws"]]
+            cells = [run["draws"][str(s)][rule] for s in drawn]
             label = rule if index == 0 else None
             left.plot(
-                sizes,
+                drawn,
                 [c["coverage"] for c in cells],
                 "o-",
                 color=colors[rule],
@@ -243,7 +246,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 label=label,
             )
             right.plot(
-                sizes,
+                drawn,
                 [c["efficiency"] or 0 for c in cells],
                 "o-",
                 color=colors[rule],
