@@ -22,8 +22,12 @@ def client(service: str, **kwargs: Any) -> Any:
 
     if kwargs:
         return boto3.client(service, **kwargs)
-    key = (service, os.environ.get("AWS_DEFAULT_REGION", ""),
-           os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_PROFILE", ""))
+    key = (
+        service,
+        os.environ.get("AWS_DEFAULT_REGION", ""),
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        os.environ.get("AWS_PROFILE", ""),
+    )
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = boto3.client(service)
