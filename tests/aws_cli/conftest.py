@@ -93,7 +93,15 @@ def create_output_stack(template: dict[str, Any], given: Mapping[str, str]) -> d
     outputs = template["Outputs"]
     refs = _output_refs(outputs, template["Resources"], given)
     values = {
-        key: str(resolve_intrinsics(output["Value"], refs, region=REGION, account_id=ACCOUNT))
+        key: str(
+            resolve_intrinsics(
+                output["Value"],
+                refs,
+                region=REGION,
+                account_id=ACCOUNT,
+                mappings=template.get("Mappings", {}),
+            )
+        )
         for key, output in outputs.items()
     }
     body = {

@@ -718,6 +718,23 @@ def test_resolve_intrinsics_raises_on_what_it_cannot_resolve(value, problem):
         emulator.resolve_intrinsics(value, {}, region=REGION, account_id=ACCOUNT)
 
 
+def test_resolve_intrinsics_looks_up_find_in_map_in_the_templates_mappings():
+    mappings = {"Hosts": {"aws": {"host": "console.aws.amazon.com"}, "aws-cn": {"host": "cn"}}}
+    value = {"Fn::FindInMap": ["Hosts", {"Ref": "AWS::Partition"}, "host"]}
+
+    resolved = emulator.resolve_intrinsics(
+        value, {}, region=REGION, account_id=ACCOUNT, partition="aws-cn", mappings=mappings
+    )
+
+    assert resolved == "cn"
+    with pytest.raises(ConfigError, match=r"no Hosts\.aws-us-gov\.host"):
+        emulator.resolve_intrinsics(
+            value, {}, region=REGION, account_id=ACCOUNT, partition="aws-us-gov", mappings=mappings
+        )
+    with pytest.raises(ConfigError, match="Fn::FindInMap: intrinsic not supported"):
+        emulator.resolve_intrinsics(value, {}, region=REGION, account_id=ACCOUNT)
+
+
 def test_definition_from_template_reads_from_file_asset_with_substitutions(tmp_path):
     # What CDK's DefinitionBody.from_file synthesizes: the file is an asset in cdk.out.
     key = "49d1823a.json"

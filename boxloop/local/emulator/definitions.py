@@ -41,12 +41,13 @@ def resolve_intrinsics(
     account_id: str,
     partition: str = "aws",
     url_suffix: str = "amazonaws.com",
+    mappings: Mapping[str, Any] | None = None,
 ) -> Any:
     """Evaluate the CloudFormation intrinsics CDK puts into a state machine's properties.
 
     Supports ``Ref`` (logical ids and the pseudo parameters ``AWS::Partition``, ``AWS::Region``,
-    ``AWS::AccountId``, ``AWS::URLSuffix``), ``Fn::GetAtt`` and ``Fn::Join``; other values are
-    walked and returned as they are.
+    ``AWS::AccountId``, ``AWS::URLSuffix``), ``Fn::GetAtt``, ``Fn::Join`` and, given the
+    template's ``mappings``, ``Fn::FindInMap``; other values are walked and returned as they are.
 
     Args:
         value: a property value from a synthesized template.
@@ -56,6 +57,7 @@ def resolve_intrinsics(
         account_id: ``AWS::AccountId``.
         partition: ``AWS::Partition``.
         url_suffix: ``AWS::URLSuffix``.
+        mappings: the template's ``Mappings`` section, for ``Fn::FindInMap``.
 
     Raises:
         ConfigError: references with no entry in ``refs`` or unsupported intrinsics (all listed).
@@ -91,6 +93,13 @@ def resolve_intrinsics(
             if key == "Fn::Join":
                 delimiter, parts = arg
                 return delimiter.join(str(walk(part)) for part in parts)
+            if key == "Fn::FindInMap" and mappings is not None:
+                name, top, second = (str(walk(part)) for part in arg)
+                try:
+                    return mappings[name][top][second]
+                except KeyError:
+                    problems.append(f"Fn::FindInMap: no {name}.{top}.{second} in the mappings")
+                    return ""
             if key.startswith("Fn::"):
                 problems.append(f"{key}: intrinsic not supported by the local engine")
                 return ""
@@ -146,6 +155,7 @@ def definition_from_template(
             ``DefinitionS3Location``.
         partition: ``AWS::Partition``.
         url_suffix: ``AWS::URLSuffix``.
+        mappings: the template's ``Mappings`` section, for ``Fn::FindInMap``.
 
     Raises:
         ConfigError: no (or no single) state machine, no definition, an asset without
