@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from boxloop.aws.clients import client
 from boxloop.labeling.contract import Answer, Counts, JobInfo, Lease, TaskInfo
 from boxloop.labeling.store import Claim
@@ -62,9 +64,9 @@ def _num(item: dict[str, Any], key: str, default: float = 0.0) -> float:
     return float(item[key]["N"]) if key in item else default
 
 
-def _conflict(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == _CONFLICT
+def _conflict(exc: ClientError) -> bool:
+    """Whether DynamoDB refused the write for its condition (another writer got there first)."""
+    return exc.response.get("Error", {}).get("Code") == _CONFLICT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,7 +213,7 @@ class DynamoTaskStore:
                 Item=meta,
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except Exception as exc:
+        except ClientError as exc:
             if not _conflict(exc):
                 raise
             status = self._status(job.name)
@@ -303,7 +305,7 @@ class DynamoTaskStore:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":new": _s(status), **values},
             )
-        except Exception as exc:
+        except ClientError as exc:
             if _conflict(exc):
                 return False
             raise
@@ -334,7 +336,7 @@ class DynamoTaskStore:
                     ":stale": _n(now - stale_s),
                 },
             )
-        except Exception as exc:
+        except ClientError as exc:
             if _conflict(exc):
                 return None
             raise
@@ -423,7 +425,7 @@ class DynamoTaskStore:
                     },
                 },
             )
-        except Exception as exc:
+        except ClientError as exc:
             if _conflict(exc):
                 return False
             raise
@@ -510,7 +512,7 @@ class DynamoTaskStore:
                 ExpressionAttributeNames={"#w": worker_id},
                 ExpressionAttributeValues={":lease": _s(lease_id), ":one": _n(1)},
             )
-        except Exception as exc:
+        except ClientError as exc:
             if _conflict(exc):
                 return False
             raise
@@ -559,7 +561,7 @@ class DynamoTaskStore:
                 ExpressionAttributeNames={"#w": answer.worker_id},
                 ExpressionAttributeValues={":w": {"SS": [answer.worker_id]}, ":one": _n(1)},
             )
-        except Exception as exc:
+        except ClientError as exc:
             if not _conflict(exc):
                 raise
         return duplicate
