@@ -203,6 +203,7 @@ folder = Path({folder!r})
 wf = BrowserWorkforce(folder / "labeling", port={port}, token=TOKEN, announce=print, poll_s=0.2)
 results = list(wf.label(make_tasks(folder, 3, preannotated=set(), job="run-it0-label")))
 print("RESULTS", len(results), flush=True)
+sys.stdin.readline()  # a run's server outlives its batch: the page asks again after the last answer
 wf.close()
 """
 
@@ -219,6 +220,7 @@ def _serve(folder: Path, port: int) -> subprocess.Popen[str]:
     code = _SERVE.format(here=here, folder=str(folder), port=port)
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -282,7 +284,7 @@ def test_labeling_app_keeps_every_submitted_label_when_the_server_is_killed_mid_
         assert "done 2" in page.driver.find_element("id", "progress").text
         page.keys(ENTER)
         _wait_batch_end(page)
-        out, _ = server.communicate(timeout=15)
+        out, _ = server.communicate(input="\n", timeout=15)
     finally:
         if server.poll() is None:
             server.kill()
