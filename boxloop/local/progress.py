@@ -341,22 +341,17 @@ def decision_reason(run: dict[str, Any]) -> str | None:
 
 
 def threshold_text(model: ModelState | None) -> str:
-    """The applied threshold, a deferred one, or where validation alone would have put it.
+    """The applied threshold, or why none is: no evidence yet, or one certified and held.
 
-    A user watching rounds go by without auto-labels sees why: the validation images certify
-    a threshold, but the pool's images above it lie where validation has too few images to
-    trust it (the audit sends some of them to humans).
+    A user watching rounds go by without auto-labels sees why: with ``defer_auto_labels`` the
+    validation images certify a threshold that only the last model applies.
     """
-    if model is None:
+    if model is None or (model.threshold is None and model.deferred_threshold is None):
         return "none (not enough evidence yet)"
-    threshold, would_be = model.threshold, model.would_be_threshold
-    deferred = model.deferred_threshold
-    if deferred is not None:
-        return f"none ({deferred:.3f} certified, held for the last model: defer_auto_labels)"
-    if would_be is not None and (threshold is None or would_be < threshold):
-        alone = f"validation alone: {would_be:.3f}, not yet trusted for the pool's images there"
-        return f"none ({alone})" if threshold is None else f"{threshold:.3f} ({alone})"
-    return "none (not enough evidence yet)" if threshold is None else f"{threshold:.3f}"
+    if model.deferred_threshold is not None:
+        held = model.deferred_threshold
+        return f"none ({held:.3f} certified, held for the last model: defer_auto_labels)"
+    return f"{model.threshold:.3f}"
 
 
 def model_state(block: Any) -> ModelState | None:

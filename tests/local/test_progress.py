@@ -20,19 +20,9 @@ from boxloop.local.progress import threshold_text
             {"threshold": None, "deferred_threshold": 0.3631, "would_be_threshold": 0.2387},
             "none (0.363 certified, held for the last model: defer_auto_labels)",
         ),
-        (
-            {"threshold": None, "would_be_threshold": 0.2427},
-            "none (validation alone: 0.243, not yet trusted for the pool's images there)",
-        ),
-        (
-            {"threshold": 0.309, "would_be_threshold": 0.272},
-            "0.309 (validation alone: 0.272, not yet trusted for the pool's images there)",
-        ),
     ],
 )
-def test_threshold_text_says_why_no_or_a_higher_threshold_was_applied(
-    model: dict[str, Any], text: str
-) -> None:
+def test_threshold_text_says_why_no_threshold_was_applied(model: dict[str, Any], text: str) -> None:
     assert threshold_text(ModelState.from_json(model) if model else None) == text
 
 
