@@ -29,13 +29,16 @@ ROW_FIELDS = ("confidence", "exact", "iou", "boxes", "boxes_right", "box_iou", "
 
 def _last_predictions(run_files: Path) -> tuple[int, Path]:
     """The iteration and predictions file of the last model that predicted."""
-    found = sorted(run_files.glob("**/iter-*/postprocess/predictions.jsonl"))
+    found = {
+        int(re.sub(r"\D", "", path.parent.parent.name)): path
+        for path in run_files.glob("**/iter-*/postprocess/predictions.jsonl")
+    }
     if not found:
         raise SystemExit(
             f"{run_files}: no predictions.jsonl; was the run made with --keep-run-files?"
         )
-    last = found[-1]
-    return int(re.sub(r"\D", "", last.parent.parent.name)), last
+    last = max(found)  # by number: iter-10 comes after iter-9
+    return last, found[last]
 
 
 def _ledger_before_filter(run_files: Path, iteration: int) -> Path:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import math
 import random
 
-from bench.calibration.__main__ import _Rest, real_split, render, replay
-from bench.calibration.rules import RULES
+from bench.calibration.__main__ import _Rest, reachable_share, real_split, render, replay
+from bench.calibration.rules import LEVEL, RULES, TARGET
+from boxloop.core.calibration import clopper_pearson_lower
 
 
 def _rows(n: int, seed: int = 0) -> list[list]:
@@ -65,3 +66,21 @@ def test_real_split_and_render_produce_the_doc_block() -> None:
     assert "| `new` | 120 |" in text
     assert "| synthetic |" in text
     assert run["split"]["oracle"]["pool"] == sum(r[7] == "p" for r in rows)
+
+
+def test_reachable_share_is_what_an_unlucky_free_bound_on_the_expected_images_shows() -> None:
+    # 100 images, the top 50 all right, the rest all wrong: the oracle share is 55 % (50 of 55
+    # right is 0.909), but a bound on the images expected there must see them all right
+    rows = [[1 - i / 100, int(i < 50), 0, 1, 0, 0, 0, "p"] for i in range(100)]
+    assert _Rest(rows).oracle() == 55
+    # 120 validation images expect 60 at 50 %, all right: shown; at 55 %, 60 of 66 right
+    # (0.909) cannot show 0.9, and below the top half accuracy only falls
+    reach = reachable_share(rows, 120)
+    assert clopper_pearson_lower(60, 60, 1 - LEVEL) >= TARGET
+    assert clopper_pearson_lower(60, 66, 1 - LEVEL) < TARGET
+    assert 0.5 <= reach < 0.55
+    # with 16 validation images, 8 all-right images cannot show 0.9 at level 0.8
+    assert clopper_pearson_lower(8, 8, 1 - LEVEL) < TARGET
+    assert reachable_share(rows, 16) < 0.5
+    # and more validation images never reach less
+    assert reachable_share(rows, 250) >= reach
