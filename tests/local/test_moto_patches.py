@@ -613,8 +613,10 @@ def test_run_execution_times_out_and_stops_when_wait_really_sleeps(aws):
     emulator.apply(instant_delays=False)
     wait = {"Type": "Wait", "Seconds": 120, "End": True}
     arn = emulator.create_state_machine(_machine({"LongWait": wait}, "LongWait"))
+    # 2 s, far below the Wait's 120 s, but long enough for moto's thread to enter LongWait on
+    # a loaded machine (at 0.3 s it sometimes had not, and the message named no state)
     with pytest.raises(emulator.ExecutionTimeoutError, match="LongWait"):
-        emulator.run_execution(arn, {}, timeout_s=0.3)
+        emulator.run_execution(arn, {}, timeout_s=2.0)
     executions = boto3.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
     assert [e["status"] for e in executions] == ["ABORTED"]
     assert emulator.skipped_delays() == ()
