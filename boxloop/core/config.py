@@ -104,12 +104,14 @@ class LoopConfig:
         53, Number(int, 1, 1e6),
         "images sent to humans per round; raise for large pools (each round trains once)",
     )
-    # Share of each batch given to a random audit of would-be auto-labels: open pool images the
-    # validation images alone would accept but the applied threshold held back. Their human
-    # labels join validation where the pool's images crowd.
+    # Share of each batch given to a random audit of would-be auto-labels (open pool images the
+    # validation images alone would accept but the applied threshold held back), and share of a
+    # round's applied auto-labels sent to humans the next round: live evidence of the accuracy
+    # the run delivers (boxloop.steps.audit). Audited images keep their human labels.
     audit_share: float = setting(
         0.05, _FRACTION,
-        "share of each batch that audits would-be auto-labels; raise for more live evidence",
+        "share of each batch, and of the auto-labels applied, audited by humans; raise for "
+        "more live evidence",
     )
     selection_strategy: SelectionStrategy = setting(
         "least_confidence", OneOf(get_args(SelectionStrategy)),

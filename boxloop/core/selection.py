@@ -2,7 +2,9 @@
 
 One pass over a stream of candidates, with bounded heaps, so memory grows with the batch size
 ``k`` and not with the pool. Every ranking ends in a keyed hash of ``(seed, record_id)``, so a
-selection depends only on the seed and the set of candidates, never on their order.
+selection depends only on the seed and the set of candidates, never on their order. Audits of
+would-be auto-labels (:func:`select`) and of applied ones (:func:`sample_for_audit`) draw by
+the same audit hash.
 """
 
 from __future__ import annotations
@@ -80,6 +82,22 @@ def keyed_hash(seed: int | str, record_id: str, *, salt: str = "select") -> int:
     """
     digest = hashlib.blake2b(f"{salt}\x1f{seed}\x1f{record_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
+
+
+def _audit_key(seed: int | str, record_id: str) -> _Key:
+    """The rank of an image in an audit draw: its audit hash alone (uniform, reproducible)."""
+    return (0, 0.0, keyed_hash(seed, record_id, salt="audit"), record_id)
+
+
+def audit_size(n_audited: int, audit_share: float) -> int:
+    """How many of ``n_audited`` auto-labels an audit takes: ``audit_share`` of them, half up.
+
+    At least one when there are any and the share is positive: one audited image is weak
+    evidence, none is no evidence at all.
+    """
+    if n_audited <= 0 or audit_share <= 0:
+        return 0
+    return max(1, min(n_audited, math.floor(audit_share * n_audited + 0.5)))
 
 
 @dataclass(slots=True)
@@ -207,13 +225,7 @@ def select(
         )
         main.push(key, candidate)
         if is_auto:
-            audit_key = (
-                0,
-                0.0,
-                keyed_hash(seed, candidate.record_id, salt="audit"),
-                candidate.record_id,
-            )
-            audit.push(audit_key, candidate)
+            audit.push(_audit_key(seed, candidate.record_id), candidate)
 
     audit_ids = tuple(entry.candidate.record_id for entry in audit.ranked())
     slots = min(k, n_pool) - len(audit_ids)
@@ -231,3 +243,28 @@ def select(
         n_pool=n_pool,
         n_auto=n_auto,
     )
+
+
+def sample_for_audit(record_ids: Iterable[str], n: int, seed: int | str) -> tuple[str, ...]:
+    """A uniform random sample of ``n`` ids (all of them when fewer), for an audit.
+
+    The ids with the smallest audit hashes of ``(seed, record_id)`` (the draw :func:`select`
+    audits would-be auto-labels by), so the same seed and set give the same sample whatever
+    their order, and a re-run sends the same images. Memory is O(n).
+
+    Args:
+        record_ids: The images to draw from, streamed; unique.
+        n: Sample size, >= 0.
+        seed: Makes the draw reproducible.
+
+    Returns:
+        The sample, in hash order.
+
+    Raises:
+        ConfigError: For a negative ``n`` or a seed that is not an int or a string.
+    """
+    _check(n, "random", seed, None, 0.0)
+    best = _Best(n)
+    for record_id in record_ids:
+        best.push(_audit_key(seed, record_id), Candidate(record_id, None))
+    return tuple(entry.candidate.record_id for entry in best.ranked())

@@ -9,6 +9,14 @@ this round are scored against the previous model's predictions (``boxloop.steps.
 live estimate of what the previous decision delivers. Then the stop rules decide whether the
 loop goes on. With ``defer_auto_labels`` the threshold is applied only with the last model (a
 third pass when a stop rule ends the loop sooner).
+
+The labels a round applies are audited in the next round (prepare-labeling). So when this
+round's labels leave nothing unlabeled, the loop goes on for one audit-only round instead of
+finalizing (unless ``audit_share`` is 0 or the human label budget or the cost cap is used up):
+prepare-labeling then sends only the audit sample, and the ASL's AllLabeled Choice goes from
+merge to Finalize without training. The other stop rules (budget, cost cap, max_iterations,
+patience, exhausted attempts) finalize as they are, with open images left; the labels applied
+in that last round then go unaudited.
 """
 
 from __future__ import annotations
@@ -190,11 +198,28 @@ class _Written:
         )
 
 
+def _audit_due(config: LoopConfig, written: _Written) -> bool:
+    """Whether this round's auto-labels still get their audit when nothing is left unlabeled.
+
+    The audit-only round trains nothing, so max_iterations and patience do not hold it back;
+    it spends human labels, so the budget and the cost cap do.
+    """
+    counts, spent_usd = written.counts, float(written.spent.total_usd)
+    return (
+        written.auto > 0
+        and config.audit_share > 0
+        and (config.human_label_budget is None or counts["human"] < config.human_label_budget)
+        and (config.cost_cap_usd is None or spent_usd < config.cost_cap_usd)
+    )
+
+
 def _decide(run: RunState, config: LoopConfig, written: _Written) -> tuple[str, str | None, int]:
     counts, spent_usd = written.counts, float(written.spent.total_usd)
     stalled = 0 if written.new_labels(run) else run.stalled + 1
     open_images = counts["unlabeled"] - counts["exhausted"]
     if counts["unlabeled"] == 0:
+        if _audit_due(config, written):
+            return "continue", None, stalled  # one more round: the audit of these labels
         return "finalize", all_labeled_reason(counts), stalled
     if open_images <= 0:
         return "finalize", "the remaining images failed labeling too often", stalled

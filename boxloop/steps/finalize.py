@@ -1,4 +1,10 @@
-"""Finalize: the Ground Truth-compatible output manifest and the run report."""
+"""Finalize: the Ground Truth-compatible output manifest and the run report.
+
+The run report's ``audit`` block (``boxloop.steps.audit``) scores the audits of the round that
+came straight from merge to Finalize (the last human round, or the audit-only round after the
+last auto-labels: no filter ran after them), and adds them to every earlier round's: its
+``total`` and ``delivered`` cover every audit of the run, next to the promise.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxloop.aws.s3 import try_read_text, write_text
 from boxloop.core.cost import PriceTable, all_human_cost, iteration_cost, savings_fraction
+from boxloop.steps.audit import audit_report
 from boxloop.steps.run import RunState, iter_records, write_records
 
 if TYPE_CHECKING:
@@ -67,6 +74,7 @@ def finalize(run: RunState, config: LoopConfig) -> dict[str, Any]:
         "projected_cost": projected.to_dict(),
         "savings_fraction": savings_fraction(projected, baseline),
         "per_iteration": iteration_reports(run),
+        "audit": audit_report(run, config),
         "output_manifest": manifest,
         "model": run.model.to_json() if run.model else None,
     }

@@ -3,6 +3,13 @@
 Images the job failed on, or never returned, go back to the pool with their attempt count
 raised, so a bounded number of retries happens and the loop cannot spin on expiring tasks.
 
+An audited image becomes a validation image with its human label. When the audit was of an
+applied auto-label, the human label replaces it (it is the better label, and paid for), and the
+provenance keeps the auto-label's ``threshold`` and ``model``: they name the decision the audit
+tests (``boxloop.steps.audit`` tells applied audits from would-be ones by them). A failed or
+expired audit of an applied auto-label keeps the auto-label (``merge_record`` keeps the current
+label when the update has none): the image is labeled either way.
+
 A box a worker drew partly outside the image is clipped to it, and a box with no area inside
 it is dropped, each with a warning line in ``iter-<k>/report/label-warnings.jsonl``: the labels
 are paid for, and one bad box must not end the run. An image whose every box was dropped goes

@@ -4,8 +4,11 @@ Unlabeled validation images always go first (no calibration without them); then,
 training seed is complete, a random seed; after that the pool images the selection strategy
 ranks first plus a random audit share of would-be auto-labels: images the validation
 evidence alone would accept that the applied threshold held back (see
-``filter_low_confidence``). Merge makes audited images validation images, so the next
-calibration has evidence where they lie.
+``filter_low_confidence``). In the round after a round that applied auto-labels, a uniform
+random ``audit_share`` of those applied labels goes to humans too (``audit_size``, within
+``human_label_budget``): the only evidence of what the user receives, on AWS as locally. Merge
+makes audited images validation images (a human label replaces the auto-label; a failed audit
+keeps it); ``boxloop.steps.audit`` scores them.
 
 Ground Truth takes at most 100,000 objects per labeling job (``max_objects_per_labeling_job``),
 and iteration 0 alone sends every unlabeled validation image plus the seed. So the iteration's
@@ -29,7 +32,7 @@ from boxloop.aws.s3 import iter_lines, open_for_write, write_text
 from boxloop.core.errors import ConfigError, ManifestError
 from boxloop.core.manifests import SOURCE_REF, iter_json_lines, write_json_line
 from boxloop.core.records import ID_KEY, PROVENANCE_KEY, Record, Role
-from boxloop.core.selection import Candidate, select
+from boxloop.core.selection import Candidate, audit_size, sample_for_audit, select
 from boxloop.labeling.preannotations import PREANNOTATIONS_KEY, wants_preannotations
 from boxloop.steps.preannotate import preannotations_for
 from boxloop.steps.run import KMS_ENV, MAX_LEDGER_PARTS, RunState, iter_records, part_name
@@ -52,6 +55,8 @@ class _Scan:
 
     validation_gaps: tuple[str, ...]
     candidates: tuple[Candidate, ...]
+    applied: tuple[str, ...]
+    """Machine labels the previous iteration applied: what the applied audit draws from."""
     human_training: int
     human_total: int
 
@@ -60,15 +65,28 @@ def _is_open(record: Record, config: LoopConfig) -> bool:
     return not record.is_labeled and record.provenance.attempts < config.max_label_attempts
 
 
+def _is_applied_last_round(record: Record, run: RunState) -> bool:
+    """A machine label the previous iteration applied (never a human label)."""
+    return (
+        run.iteration > 0
+        and record.is_labeled
+        and not record.is_human_labeled
+        and record.provenance.iteration == run.iteration - 1
+    )
+
+
 def _scan(run: RunState, config: LoopConfig) -> _Scan:
     gaps: list[str] = []
     candidates: list[Candidate] = []
+    applied: list[str] = []
     human_training = human_total = 0
     for record in iter_records(run.ledger, config.label_attribute, trusted=True):
         role = record.provenance.role
         human_total += record.is_human_labeled
         if record.is_human_labeled and role in ("seed", "pool"):
             human_training += 1
+        if _is_applied_last_round(record, run):
+            applied.append(record.id)
         if not _is_open(record, config):
             continue
         if role == "validation":
@@ -78,6 +96,7 @@ def _scan(run: RunState, config: LoopConfig) -> _Scan:
     return _Scan(
         validation_gaps=tuple(gaps),
         candidates=tuple(candidates),
+        applied=tuple(applied),
         human_training=human_training,
         human_total=human_total,
     )
@@ -86,7 +105,12 @@ def _scan(run: RunState, config: LoopConfig) -> _Scan:
 def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, Any]]:
     """Record id -> provenance changes (role, audit) for every image humans label next.
 
-    Memory is O(pool ids) for the candidate list handed to selection, which keeps only O(k).
+    In order: unlabeled validation images; the audit of the auto-labels the previous
+    iteration applied (a keyed-hash sample, so a re-run picks the same); the seed or the
+    batch. The human label budget caps them in that order.
+
+    Memory is O(pool ids) for the candidate list handed to selection (and the ids of the
+    labels the previous iteration applied), which keeps only O(k).
     """
     scan = _scan(run, config)
     budget = None
@@ -95,6 +119,11 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
     chosen: dict[str, dict[str, Any]] = {}
     for rid in scan.validation_gaps[:budget]:
         chosen[rid] = {}
+    n_audit = audit_size(len(scan.applied), config.audit_share)
+    if budget is not None:
+        n_audit = min(n_audit, budget - len(chosen))
+    seed = f"{config.seed}-{run.iteration}"
+    chosen.update({rid: {"audit": True} for rid in sample_for_audit(scan.applied, n_audit, seed)})
     batch = config.batch_size
     candidates = scan.candidates
     if config.finish_with_humans and run.iteration > config.last_training_iteration:
@@ -122,7 +151,7 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
         candidates,
         room,
         strategy,
-        f"{config.seed}-{run.iteration}",
+        seed,
         threshold=threshold,
         audit_share=config.audit_share if threshold is not None else 0.0,
     )
@@ -196,8 +225,10 @@ def _write_input_manifest(
 ) -> int:
     """Write the job's input manifest for ``members``; returns its line count.
 
-    An image labeled since it was chosen is left out: a human label is never sent (and paid
-    for) twice.
+    A human-labeled image is left out (a human label is never sent, and paid for, twice), and
+    so is a machine-labeled one unless it was chosen as an audit. An input line carries no
+    label, so the worker draws an audited image from scratch, without pre-annotations
+    (``wants_preannotations``).
     """
     count = 0
     suggestions = preannotations_for(run, config, members)
@@ -209,9 +240,12 @@ def _write_input_manifest(
             trusted=True,
         )
         for record in picked:
-            if record.id not in members or record.is_labeled:
+            changes = members.get(record.id)
+            if changes is None or record.is_human_labeled:
                 continue
-            provenance = record.with_provenance(**members[record.id]).provenance.to_json()
+            if record.is_labeled and not changes.get("audit"):
+                continue
+            provenance = record.with_provenance(**changes).provenance.to_json()
             line = {SOURCE_REF: record.source_ref, ID_KEY: record.id, PROVENANCE_KEY: provenance}
             if record.id in suggestions and wants_preannotations(provenance, config.preannotate):
                 line[PREANNOTATIONS_KEY] = suggestions[record.id]

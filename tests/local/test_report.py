@@ -488,3 +488,32 @@ def test_write_html_report_shows_each_decision_with_its_promise_and_the_audit(
         assert Decision.from_json(row["auto_label"]).reason.split(":")[0] in html
     assert "exact match &gt;= 0.85 with 80% probability" in html
     assert "75.0% of 4 [24.9%, 98.7%]" in html
+
+
+def test_write_html_report_shows_the_audit_finalize_scored_and_the_labels_delivered(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a run whose last human round went straight to Finalize: its 4 audits of applied
+    # auto-labels (3 right) are only in the run report's audit block, next to the promise
+    report = sample_report()
+    evidence = [ImageEvidence(confidence=0.9, score=s) for s in (1.0, 1.0, 1.0, 0.0)]
+    scored = estimate(evidence, "exact_match").to_json()
+    report["audit"] = {
+        "promise": {"metric": "exact_match", "target": 0.85, "confidence_level": 0.8},
+        "round": scored,
+        "total": scored,
+        "applied": {"round": 4, "total": 4},
+        "would_be": {"round": 0, "total": 0},
+        "delivered": scored,
+    }
+    # WHEN the page is written
+    html = write_html_report(report, tmp_path / "r.html", reference_eval=None).read_text(
+        encoding="utf-8"
+    )
+    # THEN a last decision row shows that round's audit, and a card what the labels deliver
+    assert "no model: the last round&#x27;s human labels, audits scored at Finalize" in html
+    assert "<td>4 / 4</td>" in html
+    assert "Auto-labels, audited" in html
+    assert "4 applied auto-labels re-labeled by humans at random" in html
+    assert "90% interval [24.9%, 98.7%]" in html
+    assert html.count("75.0% of 4 [24.9%, 98.7%]") == 2  # the round and the total

@@ -90,6 +90,25 @@ def _cards(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str
                 f"of {auto.get('count', 0):,}",
             )
         )
+    audit = report.get("audit") or {}
+    delivered = Estimate.from_json(audit.get("delivered") or {})
+    if delivered.images and delivered.image_interval is not None:
+        promise = audit.get("promise") or {}
+        low, high = delivered.image_interval
+        promised = _promise(
+            str(promise.get("metric", "accuracy")),
+            float(promise.get("target") or 0.0),
+            promise.get("confidence_level"),
+        )
+        cards.append(
+            _card(
+                "Auto-labels, audited",
+                _pct(delivered.image_accuracy),
+                f"{delivered.images:,} applied auto-labels re-labeled by humans at random, "
+                f"{delivered.level:.0%} interval [{_pct(low)}, {_pct(high)}]; "
+                f"promised {promised}",
+            )
+        )
     cards += [
         _card(
             "Simulated cost", _usd(cost), f"vs {_usd(baseline)} all-human ({_pct(savings)} saved)"
@@ -167,39 +186,84 @@ def _interval(estimate: Estimate) -> str:
     return f"{_pct(estimate.image_accuracy)} of {estimate.images} [{_pct(low)}, {_pct(high)}]"
 
 
+def _promise(metric: str, target: float, level: float | None) -> str:
+    """``"exact match >= 0.9 with 90% probability"``: what a decision promised."""
+    return f"{metric.replace('_', ' ')} >= {target:g}" + (
+        f" with {level:.0%} probability" if level is not None else " (plain mean)"
+    )
+
+
+def _applied(audit: dict[str, Any]) -> str:
+    """``"3 / 5"``: audited images that were applied auto-labels, this round / in all."""
+    applied = audit.get("applied") or {}
+    if not audit:
+        return DASH
+    return f"{applied.get('round', 0):,} / {applied.get('total', 0):,}"
+
+
 def _decision_table(report: dict[str, Any]) -> str:
     """Per iteration: the auto-label decision and why, its promise, and what the audit measured.
 
     Reads the typed values the filter wrote (``auto_label``: ``Decision``; ``audit``:
-    ``Estimate`` per round and in total), the ones the progress line and report share.
+    ``Estimate`` per round and in total), the ones the progress line and report share. When
+    the run's last round went from merge straight to Finalize, its audits are in the run
+    report's own ``audit`` block: a last row shows them.
     """
     rows = [r for r in report.get("per_iteration") or [] if r.get("auto_label")]
-    if not rows:
+    final = report.get("audit") or {}
+    final_round = Estimate.from_json(final.get("round") or {})
+    if not rows and not final_round.images:
         return ""
-    head = ["Iteration", "Threshold", "Why", "Promise", "Audited (round)", "Audited (total)"]
+    head = [
+        "Iteration",
+        "Threshold",
+        "Why",
+        "Promise",
+        "Audited (round)",
+        "Audited (total)",
+        "Applied (round / total)",
+    ]
     body = []
     for r in rows:
         decision = Decision.from_json(r["auto_label"])
         audit = r.get("audit") or {}
-        level = decision.confidence_level
-        promise = f"{decision.metric.replace('_', ' ')} >= {decision.target:g}" + (
-            f" with {level:.0%} probability" if level is not None else " (plain mean)"
-        )
         body.append(
             _row(
                 [
                     str(r.get("iteration")),
                     _num(decision.threshold),
                     decision.reason,
-                    promise,
+                    _promise(decision.metric, decision.target, decision.confidence_level),
                     _interval(Estimate.from_json(audit.get("round") or {})),
                     _interval(Estimate.from_json(audit.get("total") or {})),
+                    _applied(audit),
+                ]
+            )
+        )
+    if final_round.images:
+        promise = final.get("promise") or {}
+        body.append(
+            _row(
+                [
+                    str(report.get("iterations", DASH)),
+                    DASH,
+                    "no model: the last round's human labels, audits scored at Finalize",
+                    _promise(
+                        str(promise.get("metric", "accuracy")),
+                        float(promise.get("target") or 0.0),
+                        promise.get("confidence_level"),
+                    ),
+                    _interval(final_round),
+                    _interval(Estimate.from_json(final.get("total") or {})),
+                    _applied(final),
                 ]
             )
         )
     return (
-        '<p class="note">Audited: would-be auto-labels of the previous round sent to humans at '
-        "random and scored against the model's labels; 90 % intervals.</p>"
+        '<p class="note">Audited: auto-labels of the previous round (applied ones, which the '
+        "run delivers, and would-be ones while a threshold is held back) sent to humans at "
+        "random and scored against the model's labels; 90 % intervals. An audited image keeps "
+        "its human label.</p>"
         '<div class="scroll"><table>' + _row(head, "th") + "".join(body) + "</table></div>"
     )
 
