@@ -66,3 +66,28 @@ local engine (``boxloop.local.engine.substitutions``), each with its own values.
 def placeholders(definition: str) -> set[str]:
     """The names of every placeholder ``definition`` uses."""
     return set(PLACEHOLDER.findall(definition))
+
+
+STEP_TEXT: Final = MappingProxyType(
+    {
+        "Ingest": "validating the input and writing the ledger",
+        "CheckImages": "reading the image headers ingest had no time for",
+        "PrepareLabeling": "choosing images for humans",
+        "Label": "humans labeling (Ground Truth)",
+        "LabelInApp": "humans labeling in the boxloop app",
+        "MergeHumanLabels": "merging human labels",
+        "PrepareTraining": "writing training manifests",
+        "Train": "training the detector",
+        "CreateModel": "registering the model",
+        "PrepareInference": "quality gate and inference manifest",
+        "Transform": "predicting boxes (batch transform)",
+        "PostProcess": "scoring each image",
+        "FilterLowConfidence": "calibrating and auto-labeling",
+        "Finalize": "writing the output manifest and report",
+        "NotifySuccess": "notifying",
+        "NotifyFailure": "notifying the failure",
+    }
+)
+"""What each state of the ASL file does, in the words a user watching a run wants: the AWS
+status command reads it as is, the local progress line with its own runners' words for the
+states they stand in for (``boxloop.local.progress``)."""

@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from boxloop.aws.asl import STEP_TEXT
 from boxloop.core.model_state import ModelState
 
 if TYPE_CHECKING:
@@ -51,22 +52,10 @@ _QUIET_STATES = {
     "Done",
 }
 _STEP_TEXT = {
-    "Ingest": "validating the input and writing the ledger",
-    "CheckImages": "checking the image headers ingest had no time for",
-    "PrepareLabeling": "choosing images for humans",
+    **STEP_TEXT,
+    # the local runners stand in for Ground Truth and batch transform
     "Label": "humans labeling (local workforce)",
-    "LabelInApp": "humans labeling in the boxloop app",
-    "MergeHumanLabels": "merging human labels",
-    "PrepareTraining": "writing training manifests",
-    "Train": "training the detector",
-    "CreateModel": "registering the model",
-    "PrepareInference": "quality gate and inference manifest",
     "Transform": "predicting boxes",
-    "PostProcess": "scoring each image",
-    "FilterLowConfidence": "calibrating and auto-labeling",
-    "Finalize": "writing the output manifest and report",
-    "NotifySuccess": "notifying",
-    "NotifyFailure": "notifying the failure",
 }
 
 

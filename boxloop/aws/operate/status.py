@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from boxloop.aws.asl import STEP_TEXT
 from boxloop.aws.clients import client
 from boxloop.aws.operate.executions import Execution, history
 from boxloop.aws.s3 import try_read_text
@@ -36,25 +37,6 @@ if TYPE_CHECKING:
 
 LABEL_STATES = frozenset({"Label", "LabelInApp"})
 """The states where humans label a batch (Ground Truth; boxloop's own app)."""
-STEP_TEXT = {
-    "Ingest": "validating the input and writing the ledger",
-    "CheckImages": "reading the image headers ingest had no time for",
-    "PrepareLabeling": "choosing images for humans",
-    "Label": "humans labeling (Ground Truth)",
-    "LabelInApp": "humans labeling (boxloop labeling app)",
-    "MergeHumanLabels": "merging human labels",
-    "PrepareTraining": "writing training manifests",
-    "Train": "training the detector",
-    "CreateModel": "registering the model",
-    "PrepareInference": "quality gate and inference manifest",
-    "Transform": "predicting boxes (batch transform)",
-    "PostProcess": "scoring each image",
-    "FilterLowConfidence": "calibrating and auto-labeling",
-    "Finalize": "writing the output manifest and report",
-    "NotifySuccess": "notifying",
-    "NotifyFailure": "notifying the failure",
-}
-"""What each state does, in the words a user watching a run wants."""
 _JOB_TIMES = {
     # createXJob.sync result (DescribeXJob): start, end, resources block, instance-count key path
     "createTrainingJob": ("TrainingStartTime", "TrainingEndTime", ("ResourceConfig",)),
