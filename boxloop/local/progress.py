@@ -378,6 +378,11 @@ def print_headline(result: LocalRunResult, console: Console | None = None) -> No
             )
         if whole.get("exact_match") is not None:
             console.print(f"  whole dataset vs reference:      {whole['exact_match']:.1%} exact")
+    from boxloop.local.reporting.page import delivered_text
+
+    audited = delivered_text(report.get("audit"))
+    if audited:
+        console.print(f"  audited auto-labels: {audited}")
     cost = (report.get("cost") or {}).get("total_usd")
     baseline = (report.get("all_human_cost") or {}).get("total_usd")
     if cost is not None and baseline is not None:

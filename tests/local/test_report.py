@@ -514,6 +514,8 @@ def test_write_html_report_shows_the_audit_finalize_scored_and_the_labels_delive
     assert "no model: the last round&#x27;s human labels, audits scored at Finalize" in html
     assert "<td>4 / 4</td>" in html
     assert "Auto-labels, audited" in html
-    assert "4 applied auto-labels re-labeled by humans at random" in html
-    assert "90% interval [24.9%, 98.7%]" in html
+    assert (
+        "75.0% exact match over 4 applied auto-labels re-labeled by humans at random, 90% "
+        "interval [24.9%, 98.7%]; promised exact match &gt;= 0.85 with 80% probability"
+    ) in html
     assert html.count("75.0% of 4 [24.9%, 98.7%]") == 2  # the round and the total

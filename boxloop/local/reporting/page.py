@@ -62,6 +62,29 @@ def _card(key: str, value: str, detail: str = "", *, is_text: bool = False) -> s
     )
 
 
+def delivered_text(audit: dict[str, Any] | None) -> str | None:
+    """What the audit says the applied auto-labels deliver, next to the promise (or ``None``).
+
+    ``None`` when no applied auto-label was audited. ``audit`` is the run report's ``audit``
+    block (``boxloop.steps.audit``); the run page's card and the summary a local run prints
+    share this line.
+    """
+    delivered = Estimate.from_json((audit or {}).get("delivered") or {})
+    if not delivered.images or delivered.image_interval is None:
+        return None
+    promise = (audit or {}).get("promise") or {}
+    metric = str(promise.get("metric", "accuracy"))
+    low, high = delivered.image_interval
+    promised = _promise(
+        metric, float(promise.get("target") or 0.0), promise.get("confidence_level")
+    )
+    return (
+        f"{_pct(delivered.image_accuracy)} {metric.replace('_', ' ')} over "
+        f"{delivered.images:,} applied auto-labels re-labeled by humans at random, "
+        f"{delivered.level:.0%} interval [{_pct(low)}, {_pct(high)}]; promised {promised}"
+    )
+
+
 def _cards(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str:
     counts = report.get("counts") or {}
     total = counts.get("total", 0)
@@ -91,24 +114,10 @@ def _cards(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str
             )
         )
     audit = report.get("audit") or {}
-    delivered = Estimate.from_json(audit.get("delivered") or {})
-    if delivered.images and delivered.image_interval is not None:
-        promise = audit.get("promise") or {}
-        low, high = delivered.image_interval
-        promised = _promise(
-            str(promise.get("metric", "accuracy")),
-            float(promise.get("target") or 0.0),
-            promise.get("confidence_level"),
-        )
-        cards.append(
-            _card(
-                "Auto-labels, audited",
-                _pct(delivered.image_accuracy),
-                f"{delivered.images:,} applied auto-labels re-labeled by humans at random, "
-                f"{delivered.level:.0%} interval [{_pct(low)}, {_pct(high)}]; "
-                f"promised {promised}",
-            )
-        )
+    delivered = delivered_text(audit)
+    if delivered:
+        accuracy = Estimate.from_json(audit["delivered"]).image_accuracy
+        cards.append(_card("Auto-labels, audited", _pct(accuracy), delivered))
     cards += [
         _card(
             "Simulated cost", _usd(cost), f"vs {_usd(baseline)} all-human ({_pct(savings)} saved)"
