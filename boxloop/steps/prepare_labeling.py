@@ -109,8 +109,9 @@ def choose_for_humans(run: RunState, config: LoopConfig) -> dict[str, dict[str, 
     iteration applied (a keyed-hash sample, so a re-run picks the same); the seed or the
     batch. The human label budget caps them in that order.
 
-    Memory is O(pool ids) for the candidate list handed to selection (and the ids of the
-    labels the previous iteration applied), which keeps only O(k).
+    Memory is O(pool ids) for the candidate list handed to selection, which keeps only O(k),
+    and the ids of the labels the previous iteration applied: those left the pool then, so the
+    two together hold no more ids than the candidate list of an earlier round.
     """
     scan = _scan(run, config)
     budget = None
