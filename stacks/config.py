@@ -41,7 +41,8 @@ class BoxloopConfig:
 
     Attributes:
         region: the deployment region (see ``resolve_region``); concrete because image URIs and
-            Ground Truth ARNs differ per region.
+            Ground Truth ARNs differ per region. Any region with both images will do for the
+            labeling app; Ground Truth serves only ``regions.GROUND_TRUTH_REGIONS``.
         overridden_region: CDK_DEFAULT_REGION when an explicit context ``region`` overrode it
             (the stack warns about it), else "".
         account: CDK_DEFAULT_ACCOUNT, or None for an account-agnostic template.
@@ -52,7 +53,9 @@ class BoxloopConfig:
             Truth labeling job per batch, for accounts that still have Ground Truth).
         training_image: the built-in Object Detection image of ``region``.
         processing_image: the scikit-learn container that runs ``processing/``.
-        ground_truth: the PRE-/ACS-BoundingBox Lambda ARNs of ``region``.
+        ground_truth: the PRE-/ACS-BoundingBox Lambda ARNs of ``region`` with
+            ``groundtruth``; None with ``boxloop``, which never calls Ground Truth (so a region
+            that Ground Truth does not serve is no obstacle to the app).
         training_instance_type: a GPU type (the built-in Object Detection trains on GPU only).
         transform_instance_type: batch transform instances.
         processing_instance_type: post-processing instances.
@@ -70,7 +73,7 @@ class BoxloopConfig:
     human_labeling: str
     training_image: str
     processing_image: str
-    ground_truth: regions.GroundTruthLambdas
+    ground_truth: regions.GroundTruthLambdas | None
     training_instance_type: str
     transform_instance_type: str
     processing_instance_type: str
@@ -115,7 +118,7 @@ class BoxloopConfig:
             "image_bucket_names": reader.bucket_names("imageBucketNames"),
             "tmp_expiration_days": reader.integer("tmpExpirationDays", low=1, high=3650),
         }
-        resolved = _resolve_region(region, reader.problems)
+        resolved = _resolve_region(region, values["human_labeling"], reader.problems)
         if loop is not None:
             size = len(json.dumps(loop.to_dict(), separators=(",", ":")))
             if size > MAX_LOOP_CONFIG_BYTES:
@@ -158,21 +161,34 @@ def resolve_region(context_region: str, environment_region: str) -> tuple[str, s
     return environment_region or DEFAULT_REGION, ""
 
 
-def _resolve_region(region: str, problems: list[str]) -> dict[str, Any] | None:
-    """The region's image URIs and Ground Truth ARNs, or None with the reasons in ``problems``."""
+def _resolve_region(region: str, human_labeling: str, problems: list[str]) -> dict[str, Any] | None:
+    """The region's image URIs, and its Ground Truth ARNs when Ground Truth labels.
+
+    Every problem goes to ``problems`` (None is returned then), so one error lists the missing
+    images and the missing Ground Truth together with the other context problems.
+    """
     if not _REGION.match(region):
         problems.append(f"region must look like us-east-1, got {region!r}")
         return None
-    gt_problems = regions.ground_truth_problems(region)
-    if gt_problems:
-        problems.extend(gt_problems)
-        return None
-    try:
-        return {
-            "training_image": regions.object_detection_image_uri(region),
-            "processing_image": regions.processing_image_uri(region),
-            "ground_truth": regions.ground_truth_lambda_arns(region),
-        }
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        return None
+    found = len(problems)
+    resolved: dict[str, Any] = {"ground_truth": None}
+    for field, lookup in (
+        ("training_image", regions.object_detection_image_uri),
+        ("processing_image", regions.processing_image_uri),
+    ):
+        try:
+            resolved[field] = lookup(region)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if human_labeling == "groundtruth":
+        gt_problems = regions.ground_truth_problems(region)
+        if gt_problems:
+            problems.extend(
+                f"context humanLabeling is 'groundtruth', but {problem}: deploy the labeling app "
+                "instead (-c humanLabeling=boxloop, the default) or to one of those regions "
+                "(-c region=...)"
+                for problem in gt_problems
+            )
+        else:
+            resolved["ground_truth"] = regions.ground_truth_lambda_arns(region)
+    return None if len(problems) > found else resolved

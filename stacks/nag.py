@@ -16,11 +16,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 
 from stacks.roles import (
-    SAGEMAKER_JOB_ACTIONS,
-    SUPERSEDED_JOB_ACTIONS,
     job_arn,
     job_log_groups_arn,
     job_name_pattern,
+    sagemaker_job_actions,
+    superseded_job_actions,
     sync_rules_arn,
     writable_object_arns,
 )
@@ -137,7 +137,7 @@ def acknowledge_findings(stack: BoxloopStack, *, has_kms_key: bool) -> None:
             "Ingest reads the header of each image that the input manifest lists",
         )
     pattern = job_name_pattern(stack.config)
-    for kind in SUPERSEDED_JOB_ACTIONS:
+    for kind in superseded_job_actions(stack.config):
         acknowledge_resource(
             roles.function_role,
             job_arn(kind, stack.config),
@@ -185,7 +185,7 @@ def _acknowledge_workflow(stack: BoxloopStack, *, has_kms_key: bool) -> None:
             "Topic.grant_publish on the encrypted topic: data keys of the configured key only",
         )
     pattern = job_name_pattern(stack.config)
-    for kind in SAGEMAKER_JOB_ACTIONS:
+    for kind in sagemaker_job_actions(stack.config):
         acknowledge_resource(
             role,
             job_arn(kind, stack.config),

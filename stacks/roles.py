@@ -34,6 +34,35 @@ SUPERSEDED_JOB_ACTIONS: dict[str, tuple[str, ...]] = {
     for kind, actions in SAGEMAKER_JOB_ACTIONS.items()
     if kind.endswith("-job")
 }
+LABELING_JOB = "labeling-job"
+"""The one kind only humanLabeling=groundtruth creates (see ``sagemaker_job_actions``)."""
+
+
+def sagemaker_job_actions(config: BoxloopConfig) -> dict[str, tuple[str, ...]]:
+    """``SAGEMAKER_JOB_ACTIONS`` of the kinds this variant creates: no labeling job in the app's.
+
+    With humanLabeling=boxloop the state machine still holds the ASL's ``Label`` state, but
+    ``LabelWith`` never routes there, and Step Functions does not check a role's permissions
+    when it creates a state machine (only when a state runs): so neither role may touch a
+    labeling job, and a stray CreateLabelingJob would be refused.
+    """
+    if config.human_labeling == "groundtruth":
+        return dict(SAGEMAKER_JOB_ACTIONS)
+    return {
+        kind: actions for kind, actions in SAGEMAKER_JOB_ACTIONS.items() if kind != LABELING_JOB
+    }
+
+
+def superseded_job_actions(config: BoxloopConfig) -> dict[str, tuple[str, ...]]:
+    """``SUPERSEDED_JOB_ACTIONS`` of the kinds this variant creates (see ``sagemaker_job_actions``).
+
+    MergeHumanLabels describes earlier labeling attempts only for a job named ``<base>-<n>``,
+    which the app's jobs never are (they keep PrepareLabeling's name), so it makes no call there.
+    """
+    kinds = sagemaker_job_actions(config)
+    return {kind: actions for kind, actions in SUPERSEDED_JOB_ACTIONS.items() if kind in kinds}
+
+
 # The EventBridge managed rules Step Functions creates for SageMaker .sync tasks
 # (StepFunctionsGetEventsForSageMakerTrainingJobsRule, ...TransformJobsRule, ...ProcessingJobsRule
 # are documented; the labeling rule's name is not, hence the prefix).
@@ -86,7 +115,8 @@ class Roles(Construct):
             self,
             "SageMaker",
             assumed_by=_trusted("sagemaker"),
-            description="boxloop SageMaker jobs: training, transform, processing, labeling",
+            description="boxloop SageMaker jobs: training, transform, processing"
+            + (", labeling" if config.human_labeling == "groundtruth" else ""),
         )
         grant_run_files(self.sagemaker_role, bucket, encryption_key)
         self.image_buckets: tuple[s3.IBucket, ...] = tuple(
@@ -209,11 +239,12 @@ def sync_rules_arn() -> str:
 def _workflow_statements(
     config: BoxloopConfig, sagemaker_role: iam.IRole
 ) -> list[iam.PolicyStatement]:
-    scoped = [job_arn(kind, config) for kind in SAGEMAKER_JOB_ACTIONS]
+    table = sagemaker_job_actions(config)
+    scoped = [job_arn(kind, config) for kind in table]
     return [
         iam.PolicyStatement(
             sid="SageMakerJobsNamedByPrefix",
-            actions=_sagemaker_actions(SAGEMAKER_JOB_ACTIONS),
+            actions=_sagemaker_actions(table),
             resources=scoped,
         ),
         iam.PolicyStatement(
@@ -249,10 +280,11 @@ def _sagemaker_actions(table: dict[str, tuple[str, ...]]) -> list[str]:
 
 def _superseded_jobs_statement(config: BoxloopConfig) -> iam.PolicyStatement:
     """Describe and stop the loop's own jobs (``<jobPrefix>-*``), for ``function_role``."""
+    table = superseded_job_actions(config)
     return iam.PolicyStatement(
         sid="StopSupersededJobs",
-        actions=_sagemaker_actions(SUPERSEDED_JOB_ACTIONS),
-        resources=[job_arn(kind, config) for kind in SUPERSEDED_JOB_ACTIONS],
+        actions=_sagemaker_actions(table),
+        resources=[job_arn(kind, config) for kind in table],
     )
 
 

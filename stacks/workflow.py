@@ -30,6 +30,17 @@ NO_LABELING_FUNCTION = (
     "boxloop-labeling-app-not-deployed"
 )
 """``StartHumanLabelingFunctionArn`` with humanLabeling=groundtruth: a name no stack creates."""
+NO_GROUND_TRUTH_FUNCTION = (
+    f"arn:{cdk.Aws.PARTITION}:lambda:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:function:"
+    "boxloop-ground-truth-not-used"
+)
+"""``PreHumanTaskLambdaArn`` and ``AnnotationConsolidationLambdaArn`` with humanLabeling=boxloop.
+
+The one ASL file keeps its ``Label`` state in both variants, and a definition needs a value for
+every placeholder; the app variant never reaches ``Label`` (``LabelWith`` routes on the
+``HumanLabeling`` substitution) and its roles may not call CreateLabelingJob. So it gets a
+well-formed Lambda ARN of its own account that no stack creates, rather than Ground Truth's
+functions of the region, which need not exist there."""
 
 
 class Workflow(Construct):
@@ -61,6 +72,7 @@ class Workflow(Construct):
         root: Path = REPO_ROOT,
     ) -> None:
         super().__init__(scope, construct_id)
+        gt = config.ground_truth  # None with humanLabeling=boxloop
         offered: dict[str, str] = {
             function_arn_key(folder): function.function_arn
             for folder, function in functions.items()
@@ -73,8 +85,10 @@ class Workflow(Construct):
             "TransformInstanceType": config.transform_instance_type,
             "ProcessingInstanceType": config.processing_instance_type,
             "WorkteamArn": workteam_arn,
-            "PreHumanTaskLambdaArn": config.ground_truth.pre_human_task,
-            "AnnotationConsolidationLambdaArn": config.ground_truth.annotation_consolidation,
+            "PreHumanTaskLambdaArn": gt.pre_human_task if gt else NO_GROUND_TRUTH_FUNCTION,
+            "AnnotationConsolidationLambdaArn": (
+                gt.annotation_consolidation if gt else NO_GROUND_TRUTH_FUNCTION
+            ),
             "UiTemplateS3Uri": storage.ui_template_uri,
             "LabelCategoryConfigS3Uri": storage.label_config_uri,
             "ProcessingCodeS3Uri": storage.processing_code_uri,

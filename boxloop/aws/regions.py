@@ -1,4 +1,9 @@
-"""Per-region values the stack needs at synth time: algorithm image URIs and Ground Truth ARNs."""
+"""Per-region values the stack needs at synth time: algorithm image URIs and Ground Truth ARNs.
+
+The images are needed in every region; the Ground Truth ARNs only with humanLabeling=groundtruth
+(the labeling app, the default, calls no Ground Truth), so ``GROUND_TRUTH_REGIONS`` limits that
+variant alone.
+"""
 
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def _stack(key: str, default: Any, rule: Rule, doc: str) -> Setting:
 
 
 STACK_SETTINGS: tuple[Setting, ...] = (
-    _stack("region", "", Checked("Ground Truth region or \"\""),
+    _stack("region", "", Checked("region or \"\""),
            "deploy region; empty = the CLI's (CDK_DEFAULT_REGION), else us-east-1"),
     _stack("workteamArn", "", Checked("work team ARN or \"\""),
            "Ground Truth work team (humanLabeling groundtruth); empty = the account's private "

@@ -40,18 +40,19 @@ def test_from_context_reads_region_and_account_from_cdk_environment_without_cont
     assert (config.region, config.account) == ("eu-west-1", "123456789012")
     assert config.overridden_region == ""
     assert "eu-west-1" in config.training_image
-    assert ":eu-west-1:" in config.ground_truth.pre_human_task
+    assert config.ground_truth is None  # the labeling app (the default) calls no Ground Truth
 
 
 def test_from_context_prefers_explicit_context_region_over_cdk_default_region():
     # GIVEN `-c region=us-west-2` under a CLI whose profile region is eu-west-1
     config = BoxloopConfig.from_context(
-        {"region": "us-west-2"},
+        {"region": "us-west-2", "humanLabeling": "groundtruth"},
         environ={"CDK_DEFAULT_REGION": "eu-west-1", "CDK_DEFAULT_ACCOUNT": "123456789012"},
     )
     # THEN the context region wins and the overridden one is kept for the synth warning
     assert (config.region, config.overridden_region) == ("us-west-2", "eu-west-1")
     assert ".us-west-2." in config.training_image
+    assert config.ground_truth is not None
     assert ":us-west-2:" in config.ground_truth.pre_human_task
 
 
@@ -155,8 +156,13 @@ def test_from_context_reports_every_bad_key_at_once():
         ({"lastModelEpochsFactor": "0.5"}, "'lastModelEpochsFactor'"),
         ({"tmpExpirationDays": 0}, "'tmpExpirationDays'"),
         ({"region": "mars"}, "region must look like us-east-1"),
-        # a region Ground Truth does not serve is named with the ones it does
-        ({"region": "af-south-1"}, "supported regions: ap-northeast-1, .*us-west-2"),
+        # with Ground Truth, a region it does not serve is named with the ones it does, and
+        # the fix (tests/stacks/test_region_without_ground_truth.py: the app deploys there)
+        (
+            {"region": "af-south-1", "humanLabeling": "groundtruth"},
+            r"supported regions: ap-northeast-1, .*us-west-2: deploy the labeling app instead "
+            r"\(-c humanLabeling=boxloop",
+        ),
         ({"labels": ",".join(f"{i:02d}" + "x" * 200 for i in range(20))}, "4 KB"),
     ],
 )
