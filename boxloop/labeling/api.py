@@ -197,7 +197,13 @@ class LabelingApi:
             body={"task": self._task_json(task, claim.lease, principal.worker_id), "reason": None}
         )
 
-    def _open_task(self, task_id: str, worker_id: str) -> TaskInfo:
+    def _open_task(self, task_id: str, worker_id: str, *, held: bool = False) -> TaskInfo:
+        """The task in the open job, else ``job_closed`` or ``not_found``.
+
+        ``held``: the call carries a lease, so the worker held the task in a job that has
+        closed since (leases end with their job, so the store cannot tell; a client that made
+        one up learns no more than from ``not_found``: the task is in no open job).
+        """
         task = self.store.task(task_id)
         if task is not None:
             return task
@@ -205,6 +211,13 @@ class LabelingApi:
             raise ApiError(
                 "job_closed",
                 "this image's job has ended; its answer is final (it is in the run's labels)",
+            )
+        if held:
+            raise ApiError(
+                "job_closed",
+                f"the labeling job of image {task_id} has closed (its images were answered or "
+                "its time ran out), so this answer was not needed and is not kept (one you gave "
+                "before the close is); take the next image",
             )
         raise ApiError("not_found", f"no open task {task_id}")
 
@@ -221,12 +234,13 @@ class LabelingApi:
     def _submit(self, request: ApiRequest, principal: Principal, task_id: str) -> ApiResponse:
         body = _body(request)
         worker = principal.worker_id
-        task = self._open_task(task_id, worker)
+        lease_id = body.get("lease_id")
+        task = self._open_task(task_id, worker, held=isinstance(lease_id, str) and bool(lease_id))
         job = self.store.job()
         if job is None:
             raise ApiError("job_closed", "no labeling job is open; wait for the next batch")
         now = self.clock()
-        self._check_lease(task, job.workers_per_object, body.get("lease_id"), worker, now)
+        self._check_lease(task, job.workers_per_object, lease_id, worker, now)
         boxes, no_objects = check_boxes(
             body, (task.width, task.height), job.classes, task.source_ref
         )

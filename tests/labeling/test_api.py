@@ -271,6 +271,29 @@ def test_closed_job_refuses_answers(tmp_path):
     assert h.call("GET", "/session").body["job"] is None
 
 
+def test_a_task_held_when_its_job_closed_is_job_closed_with_the_reason(tmp_path):
+    # GIVEN a worker holding an image when its job closes (the others answered it, or the
+    # deadline passed)
+    h = harness(tmp_path, n=2)
+    held = h.call("POST", "/tasks/next", worker="slow").body["task"]
+    h.store.close_job("job-1")
+    # WHEN the worker submits with its lease
+    late = h.call(
+        "POST",
+        f"/tasks/{held['task_id']}/submit",
+        {"lease_id": held["lease_id"], "boxes": [box()]},
+        worker="slow",
+    )
+    # THEN 409 job_closed says the job closed and the answer was not needed; nothing is kept
+    assert late.status == 409 and late.body["error"]["code"] == "job_closed"
+    assert f"job of image {held['task_id']} has closed" in late.body["error"]["message"]
+    assert "not needed" in late.body["error"]["message"]
+    assert h.store.answers(held["task_id"]) == []
+    # AND a submit without a lease for a task of no open job is still 404 not_found
+    unknown = h.call("POST", f"/tasks/{held['task_id']}/submit", {"boxes": [box()]}, worker="x")
+    assert unknown.status == 404 and unknown.body["error"]["code"] == "not_found"
+
+
 def test_signed_image_route(tmp_path):
     h = harness(tmp_path)
     task = h.call("POST", "/tasks/next").body["task"]

@@ -393,9 +393,9 @@ def test_a_task_that_is_over_closes_its_job_and_keeps_its_answers(world: World) 
     assert swept["jobs"] == {job: "closed"}
     assert store.record_of(job).status == CLOSED and job not in store.open_jobs()
     assert world.gateway.call("GET", "/api/v1/session", labeler.token).body["job"] is None
-    # (404: with no job open, the API cannot tell this run's late answer from an unknown task)
+    # (409: the submit carries the lease it held in the closed job; docs/labeling-api.md)
     late = world.gateway.call("POST", path, labeler.token, labeler.submit_body(task))
-    assert (late.status, late.body["error"]["code"]) == (404, "not_found")
+    assert (late.status, late.body["error"]["code"]) == (409, "job_closed")
     # AND the answer given before is kept (labels cost money)
     kept = store.answers_in(store.record_of(job).scope, task["task_id"])
     assert [a.worker_id for a in kept] == [task_worker(labeler)]
