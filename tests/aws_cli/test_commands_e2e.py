@@ -211,6 +211,9 @@ def test_watch_follows_the_run_to_its_end(street: StreetRun):
     assert blocks[-1].startswith(f"execution  {NAME}  SUCCEEDED")
     assert "ended in   Done (iteration " in blocks[-1]
     assert f"output     s3://{BUCKET}/runs/{NAME}-" in blocks[-1]
+    # the run auto-labeled (see the report test), so its last round audited some of those labels
+    audited = next(line for line in blocks[-1].splitlines() if line.startswith("audited    "))
+    assert " applied auto-labels re-labeled by humans at random, 90% interval [" in audited
 
 
 def test_status_of_the_latest_execution(street: StreetRun, capsys):

@@ -26,6 +26,7 @@ from boxloop.aws.operate.executions import Execution, history
 from boxloop.aws.s3 import try_read_text
 from boxloop.core.config import LoopConfig
 from boxloop.core.cost import PriceTable, iteration_cost
+from boxloop.core.decision import Estimate
 from boxloop.core.errors import ConfigError
 from boxloop.core.model_state import ModelState
 from boxloop.steps.run import RunPaths
@@ -84,6 +85,8 @@ class RunStatus:
         cost: labels and compute paid so far, or ``None`` before Ingest.
         labeling: the open labeling batch, or ``None``.
         notes: what could not be read, for the user to know the figures are partial.
+        audit: the newest ``audit`` block (``boxloop.steps.audit``): the run report's once
+            Finalize wrote it, else the last iteration report's; ``None`` before one.
     """
 
     execution: Execution
@@ -96,6 +99,7 @@ class RunStatus:
     cost: IterationCost | None
     labeling: LabelingProgress | None
     notes: tuple[str, ...] = field(default=())
+    audit: dict[str, Any] | None = None
 
 
 def _json(text: str | None) -> Any:
@@ -311,6 +315,8 @@ def run_status(execution: Execution, *, labeling_table: str | None = None) -> Ru
         else:
             notes.append("the stack has no LabelingTableName output: redeploy it to see the batch")
     model = run.get("model")
+    final = _json(try_read_text(RunPaths(execution.root).output("report.json")))
+    audit = (final if isinstance(final, dict) else report or {}).get("audit")
     return RunStatus(
         execution=execution,
         step=scan.step,
@@ -322,6 +328,7 @@ def run_status(execution: Execution, *, labeling_table: str | None = None) -> Ru
         cost=cost,
         labeling=labeling,
         notes=tuple(notes),
+        audit=audit if isinstance(audit, dict) else None,
     )
 
 
@@ -359,6 +366,27 @@ def promise_text(calibration: dict[str, Any] | None, config: LoopConfig | None) 
     return f"{promise} ({', '.join(evidence)})" if evidence else promise
 
 
+def audit_text(audit: dict[str, Any] | None) -> str | None:
+    """What the audits measured, for the line under the promise; ``None`` before any audit.
+
+    The applied auto-labels' accuracy once any was audited (what the run delivers), else the
+    would-be ones' (a threshold still held back for the last model).
+    """
+    from boxloop.local.reporting.page import delivered_text
+
+    delivered = delivered_text(audit)
+    if delivered or not audit:
+        return delivered
+    total = Estimate.from_json(audit.get("total") or {})
+    if not total.images or total.image_interval is None or total.image_accuracy is None:
+        return None
+    low, high = total.image_interval
+    return (
+        f"{total.image_accuracy:.1%} over {total.images:,} would-be auto-labels re-labeled by "
+        f"humans at random, {total.level:.0%} interval [{low:.1%}, {high:.1%}]"
+    )
+
+
 def status_lines(status: RunStatus) -> list[str]:
     """The status as the lines ``boxloop aws status`` prints."""
     from boxloop.local.progress import threshold_text
@@ -384,6 +412,9 @@ def status_lines(status: RunStatus) -> list[str]:
     if status.model is not None or status.calibration is not None:
         lines.append(f"threshold  {threshold_text(status.model)}")
         lines.append(f"promise    {promise_text(status.calibration, status.config)}")
+    audited = audit_text(status.audit)
+    if audited:
+        lines.append(f"audited    {audited}")
     if status.cost is not None:
         cost = status.cost.to_dict()
         lines.append(
