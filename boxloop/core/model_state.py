@@ -14,7 +14,9 @@ from typing import Any
 
 from boxloop.core.errors import ConfigError
 
-_THRESHOLDS = ("threshold", "deferred_threshold", "would_be_threshold")
+_THRESHOLDS = ("threshold", "deferred_threshold")
+_LEGACY_KEYS = frozenset({"would_be_threshold"})
+"""Keys older run states carry that are now derived: read and dropped, so such a run resumes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,8 +32,6 @@ class ModelState:
             auto-labeled).
         deferred_threshold: A threshold chosen but held back until the last model
             (``defer_auto_labels``).
-        would_be_threshold: From which confidence a pool image is a would-be auto-label: the
-            next round audits the images between it and ``threshold``.
         gate: Whether the model passed the quality gate (``None``: not known).
     """
 
@@ -39,13 +39,22 @@ class ModelState:
     artifacts: str | None = None
     threshold: float | None = None
     deferred_threshold: float | None = None
-    would_be_threshold: float | None = None
     gate: bool | None = None
 
     def __post_init__(self) -> None:
         problems = _problems(self)
         if problems:
             raise ConfigError(problems)
+
+    @property
+    def would_be_threshold(self) -> float | None:
+        """From which confidence an open image is a would-be auto-label: the decision's threshold.
+
+        It is the applied threshold or the deferred one (the filter sets at most one of them),
+        so it is derived rather than carried: the next round's audit draws the open images at
+        or above it (all of them while the threshold is held back; none once it is applied).
+        """
+        return self.threshold if self.threshold is not None else self.deferred_threshold
 
     def to_json(self) -> dict[str, Any]:
         """The ``run.model`` block of the state payload."""
@@ -54,7 +63,6 @@ class ModelState:
             "artifacts": self.artifacts,
             "threshold": self.threshold,
             "deferred_threshold": self.deferred_threshold,
-            "would_be_threshold": self.would_be_threshold,
             "gate": self.gate,
         }
 
@@ -62,20 +70,18 @@ class ModelState:
     def from_json(cls, data: Any, *, source: str = "run.model") -> ModelState:
         """Parse the ``run.model`` block; every unknown key and bad value is reported at once.
 
-        A block without ``would_be_threshold`` (written before it existed) takes ``threshold``.
+        A block from an older run may carry ``would_be_threshold``, now derived: it is dropped.
 
         Raises:
             ConfigError: naming ``source`` and each bad key.
         """
         if not isinstance(data, dict):
             raise ConfigError([f"{source}: expected an object, got {type(data).__name__}"])
-        known = {"name", "artifacts", *_THRESHOLDS, "gate"}
+        known = {"name", "artifacts", *_THRESHOLDS, "gate", *_LEGACY_KEYS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError([f"{source}: unknown key {k!r}" for k in unknown])
-        values = dict(data)
-        if "would_be_threshold" not in values:
-            values["would_be_threshold"] = values.get("threshold")
+        values = {k: v for k, v in data.items() if k not in _LEGACY_KEYS}
         if values.get("name") is None:
             values["name"] = ""
         try:

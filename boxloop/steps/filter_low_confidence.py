@@ -306,7 +306,6 @@ def calibration_view(
         "n_accepted": accepted.images,
         "n_accepted_empty": accepted.empty_images,
         "n_pool_accepted": decision.n_pool_accepted,
-        "would_be_threshold": decision.threshold,
         "curve": [list(point) for point in decision.curve],
     }
 
@@ -406,9 +405,6 @@ def filter_low_confidence(run: RunState, config: LoopConfig, inference: dict[str
             artifacts=inference.get("model_artifacts"),
             threshold=applied,
             deferred_threshold=held,
-            # the next round audits open images the threshold would accept (all of them
-            # while it is deferred); an applied threshold leaves none above it
-            would_be_threshold=threshold,
             gate=gate.get("passed"),
         ),
         decision=next_step,

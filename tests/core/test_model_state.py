@@ -14,16 +14,10 @@ from boxloop.steps.run import RunState
 @pytest.mark.parametrize(
     "state",
     [
-        # a model that auto-labeled at 0.8 and audits from 0.7
-        ModelState(
-            name="bl-1-train",
-            artifacts="s3://b/m/model.tar.gz",
-            threshold=0.8,
-            would_be_threshold=0.7,
-            gate=True,
-        ),
+        # a model that auto-labeled at 0.8
+        ModelState(name="bl-1-train", artifacts="s3://b/m/model.tar.gz", threshold=0.8, gate=True),
         # deferred: chosen, held back for the last model
-        ModelState(name="m", deferred_threshold=0.9, would_be_threshold=0.9, gate=True),
+        ModelState(name="m", deferred_threshold=0.9, gate=True),
         # the gate failed: no thresholds at all
         ModelState(name="m", artifacts="s3://b/model.tar.gz", gate=False),
         # nothing known yet
@@ -35,9 +29,25 @@ def test_model_state_round_trips_through_json(state: ModelState) -> None:
     assert ModelState.from_json(json.loads(json.dumps(state.to_json()))) == state
 
 
-def test_model_state_without_would_be_threshold_takes_the_applied_one() -> None:
-    # a run state written before would_be_threshold existed
-    assert ModelState.from_json({"name": "m", "threshold": 0.6}).would_be_threshold == 0.6
+@pytest.mark.parametrize(
+    ("block", "would_be"),
+    [
+        ({"threshold": 0.6}, 0.6),  # applied: the audit finds nothing above it
+        ({"deferred_threshold": 0.7}, 0.7),  # held back: the audit draws above it
+        ({}, None),  # no decision, no audit
+    ],
+)
+def test_the_would_be_threshold_is_the_decision_s_applied_or_deferred_one(
+    block: dict, would_be: float | None
+) -> None:
+    assert ModelState.from_json({"name": "m", **block}).would_be_threshold == would_be
+
+
+def test_an_older_run_state_s_would_be_threshold_is_read_and_dropped() -> None:
+    # a run state written while would_be_threshold was carried: such a run still resumes
+    state = ModelState.from_json({"name": "m", "threshold": 0.6, "would_be_threshold": 0.6})
+    assert state == ModelState(name="m", threshold=0.6)
+    assert "would_be_threshold" not in state.to_json()
 
 
 def test_model_state_reports_every_bad_key_at_once() -> None:
@@ -67,4 +77,4 @@ def test_run_state_carries_the_model_state_through_its_payload() -> None:
     run = RunState.from_json(payload)
     # THEN it holds the typed value, equal to what was written
     assert run.model == model
-    assert payload["model"]["would_be_threshold"] is None
+    assert set(payload["model"]) == {"name", "artifacts", "threshold", "deferred_threshold", "gate"}

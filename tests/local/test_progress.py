@@ -15,7 +15,7 @@ from boxloop.local.progress import threshold_text
         ({}, "none (not enough evidence yet)"),  # no model yet
         ({"threshold": None, "would_be_threshold": None}, "none (not enough evidence yet)"),
         ({"threshold": 0.4, "would_be_threshold": 0.4}, "0.400"),
-        ({"threshold": 0.4}, "0.400"),  # a run state from before would_be_threshold
+        ({"threshold": 0.4}, "0.400"),  # without the key older run states carried
         (
             {"threshold": None, "deferred_threshold": 0.3631, "would_be_threshold": 0.2387},
             "none (0.363 certified, held for the last model: defer_auto_labels)",

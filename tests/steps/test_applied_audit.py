@@ -98,7 +98,7 @@ def after_applying(make_config, make_run, ledger_line, gt_fields):
             ledger_line(_ref("human-1"), label=gt_fields(WH, [TRUE_BOX]), iteration=1),
             *(ledger_line(_ref(f"open-{i}"), confidence=0.1 * (i + 1)) for i in range(5)),
         ]
-        model = ModelState(name=MODEL, threshold=0.9, would_be_threshold=0.9)
+        model = ModelState(name=MODEL, threshold=0.9)
         run = make_run(lines, config, iteration=2, model=model)
         _write_predictions(
             run,

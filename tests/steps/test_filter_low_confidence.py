@@ -189,7 +189,6 @@ def test_filter_low_confidence_auto_labels_pool_images_above_the_calibrated_thre
         "artifacts": "s3://b/model.tar.gz",
         "threshold": 0.95,
         "deferred_threshold": None,
-        "would_be_threshold": 0.95,
         "gate": True,
     }
     assert (after.iteration, after.decision, after.stop_reason) == (2, "continue", None)
@@ -498,7 +497,7 @@ def test_filter_low_confidence_reports_what_the_audit_measured(
         previous.append(_prediction(name, 0.97, [[0, 0.97, 100, 100, 200, 200]]))
     scenario.pool("pool-0", 0.95)
     run = make_run(
-        scenario.lines, config, iteration=2, model=ModelState(name="m1", would_be_threshold=0.96)
+        scenario.lines, config, iteration=2, model=ModelState(name="m1", deferred_threshold=0.96)
     )
     folder = Path(run.paths.step(1, "postprocess"))
     folder.mkdir(parents=True)
