@@ -44,6 +44,9 @@ def _cmd_review(args: argparse.Namespace) -> int:
             pass
         finally:
             server.stop()
+        page = review.refresh_report_page()
+        if page is not None:
+            print(f"{page} now shows the corrected labels")
     finally:
         store.close()
     return EXIT_OK

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 OUTPUT_MANIFEST = "output.manifest"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
+REFERENCE_EVAL = "reference_eval.json"
 COCO_JSON = "coco.json"
 MODEL_TAR = "model/model.tar.gz"
 LEDGER_ON_FAILURE = "ledger.jsonl"
@@ -276,8 +277,8 @@ def _finish(
             config.label_attribute,
             reference_attribute=label_attribute_of(request.reference),
         )
-        (out / "reference_eval.json").write_text(json.dumps(reference_eval, indent=2))
-        files["reference_eval"] = out / "reference_eval.json"
+        (out / REFERENCE_EVAL).write_text(json.dumps(reference_eval, indent=2))
+        files["reference_eval"] = out / REFERENCE_EVAL
     files["report_html"] = out / REPORT_HTML
     gallery = least_confident_auto_labels(
         files["output_manifest"], config.label_attribute, base_dir=request.base_dir

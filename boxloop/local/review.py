@@ -66,7 +66,12 @@ def _latest(answers: list[Answer]) -> Answer | None:
 
 
 class LocalReview:
-    """The review catalog of a local run's output folder (see the module docstring)."""
+    """The review catalog of a local run's output folder (see the module docstring).
+
+    When the review ends, :meth:`refresh_report_page` rewrites ``report.html`` (and the
+    accuracy against the reference, when the run had one) from the corrected labels: once, not
+    after every correction, because the page's plots take seconds to draw.
+    """
 
     def __init__(
         self,
@@ -96,6 +101,7 @@ class LocalReview:
         self.attr = _label_attribute(self.pristine)
         self._lock = threading.Lock()
         self._items: dict[str, ReviewItem] = {}
+        self._corrections = 0
         self.rewrite()  # journaled corrections from an interrupted review are applied at once
 
     # -- the catalog --------------------------------------------------------------------------
@@ -210,9 +216,48 @@ class LocalReview:
                 os.fsync(out.fileno())
             tmp.replace(self.manifest)
             self._items = items
+            self._corrections = audit["corrections"]
             if audit["corrections"]:
                 self._update_report(audit, counts)
                 self._update_coco()
+
+    def refresh_report_page(self) -> Path | None:
+        """Rewrite ``report.html`` from the corrected labels; returns it (``None``: unchanged).
+
+        Nothing is rewritten without a correction or without the run's page. The accuracy
+        against the reference is measured again (and ``reference_eval.json`` rewritten) when the
+        run measured it and its reference manifest is still where it was; otherwise the page
+        leaves it out rather than show the figures of labels that have changed since.
+        """
+        from boxloop.local.app import REFERENCE_EVAL, REPORT_HTML
+        from boxloop.local.reporting import (
+            evaluate_against_reference,
+            least_confident_auto_labels,
+            write_html_report,
+        )
+
+        page, report_json = self.out_dir / REPORT_HTML, self.out_dir / "report.json"
+        if not self._corrections or not page.is_file() or not report_json.is_file():
+            return None
+        with self._lock:
+            reference_eval = None
+            saved = self.out_dir / REFERENCE_EVAL
+            if saved.is_file():
+                before = json.loads(saved.read_text(encoding="utf-8"))
+                source = Path(str((before.get("reference") or {}).get("source") or ""))
+                if source.is_file():
+                    reference_eval = evaluate_against_reference(
+                        self.manifest,
+                        source,
+                        self.attr,
+                        reference_attribute=before.get("reference_attribute"),
+                    )
+                    saved.write_text(json.dumps(reference_eval, indent=2), encoding="utf-8")
+            gallery = least_confident_auto_labels(
+                self.manifest, self.attr, base_dir=self.base_dir or Path.cwd()
+            )
+            report = json.loads(report_json.read_text(encoding="utf-8"))
+            return write_html_report(report, page, reference_eval=reference_eval, gallery=gallery)
 
     def _update_coco(self) -> None:
         """Re-export ``coco.json`` (when the run wrote one) from the corrected manifest."""

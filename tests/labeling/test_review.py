@@ -207,3 +207,44 @@ def test_boxloop_review_command_serves_and_saves(tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
     assert _manifest(out)[record_id(refs[3])]["boxes"]["annotations"] == [box]
+
+
+def test_the_end_of_a_review_rewrites_the_page_and_the_accuracy_against_the_reference(tmp_path):
+    # GIVEN a run's folder with its page and its accuracy against a reference that says the
+    # low-confidence auto-label is wrong (the reference holds a person at 20,5 instead)
+    out, refs = _out(tmp_path)
+    reference = tmp_path / "reference.manifest"
+    truth = [
+        _fields([(0, 1, 1, 5, 5)], human=True),
+        _fields([(0, 20, 5, 10, 12)], human=True),
+        _fields([(0, 3, 3, 8, 8)], human=True),
+        _fields([], human=True),
+    ]
+    reference.write_text(
+        "".join(json.dumps({"source-ref": r, **t}) + "\n" for r, t in zip(refs, truth, strict=True))
+    )
+    from boxloop.local.reporting import evaluate_against_reference, write_html_report
+
+    before = evaluate_against_reference(out / "output.manifest", reference, ATTR)
+    (out / "reference_eval.json").write_text(json.dumps(before))
+    report = json.loads((out / "report.json").read_text())
+    write_html_report(report, out / "report.html", reference_eval=before)
+    assert before["auto"]["count"] == 2 and before["auto"]["exact_match"] == 0.5
+    call, store, review = _api(out)
+    assert review.refresh_report_page() is None  # nothing corrected yet: the page stays
+    # WHEN a reviewer corrects that auto-label to the reference's box and the review ends
+    box = {"class_id": 0, "left": 20, "top": 5, "width": 10, "height": 12}
+    assert (
+        call("POST", f"/review/items/{record_id(refs[1])}/correct", {"boxes": [box]}).status == 200
+    )
+    page = review.refresh_report_page()
+    store.close()
+    # THEN the accuracy is measured again on the corrected labels, and the page shows it with
+    # the review's own figures
+    after = json.loads((out / "reference_eval.json").read_text())
+    assert after["auto"]["count"] == 1 and after["auto"]["exact_match"] == 1.0
+    assert after["all"]["exact_match"] == 1.0
+    html = page.read_text()
+    assert page == out / "report.html"
+    assert "Auto-labels reviewed" in html and "right of 1 checked in boxloop review" in html
+    assert "auto-labels 100.0% of 1" in html

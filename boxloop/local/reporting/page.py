@@ -118,6 +118,17 @@ def _cards(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str
     if delivered:
         accuracy = Estimate.from_json(audit["delivered"]).image_accuracy
         cards.append(_card("Auto-labels, audited", _pct(accuracy), delivered))
+    review = report.get("review") or {}
+    if review.get("auto_reviewed"):
+        checked, wrong = review["auto_reviewed"], review.get("auto_wrong", 0)
+        cards.append(
+            _card(
+                "Auto-labels reviewed",
+                _pct(review.get("auto_exact_share")),
+                f"right of {checked:,} checked in boxloop review ({wrong:,} corrected); "
+                f"{review.get('corrections', 0):,} corrections in all",
+            )
+        )
     cards += [
         _card(
             "Simulated cost", _usd(cost), f"vs {_usd(baseline)} all-human ({_pct(savings)} saved)"
