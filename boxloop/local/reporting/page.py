@@ -126,7 +126,7 @@ def _cards(report: dict[str, Any], reference_eval: dict[str, Any] | None) -> str
                 "Auto-labels reviewed",
                 _pct(review.get("auto_exact_share")),
                 f"right of {checked:,} checked in boxloop review ({wrong:,} corrected); "
-                f"{review.get('corrections', 0):,} corrections in all",
+                f"corrections in all: {review.get('corrections', 0):,}",
             )
         )
     cards += [
