@@ -4,11 +4,46 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import signal
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from boxloop.core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import FrameType
+
 EXIT_OK, EXIT_BAD_INPUT, EXIT_ERROR = 0, 1, 2
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the body, whatever the command inherited.
+
+    A command started in the background of a non-interactive shell (``cmd &`` in a script, CI)
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt, so Ctrl-C would
+    not end a labeling server or a review; SIGTERM (``kill``, a container stop) would end it
+    without the paths that save the ledger and redraw the report. With both raising, the
+    commands' own ``except KeyboardInterrupt`` does that work. The previous handlers come back
+    after; outside the main thread, where handlers cannot be set, the body runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def parse_set(values: list[str]) -> dict[str, Any]:

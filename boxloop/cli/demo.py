@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from boxloop.cli.common import EXIT_OK, add_run_options, detector_settings, parse_set
+from boxloop.cli.common import (
+    EXIT_OK,
+    add_run_options,
+    detector_settings,
+    parse_set,
+    stop_signals_interrupt,
+)
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -42,7 +48,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"boxloop demo: {settings.n_images} generated images, simulated workforce, "
         f"outputs in {args.out}"
     )
-    with ProgressPrinter() as printer:
+    with ProgressPrinter() as printer, stop_signals_interrupt():
         result = run_demo(Path(args.out), settings, printer)
     print_headline(result)
     return EXIT_OK

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from boxloop.cli.common import EXIT_OK, add_run_options, detector_settings, parse_set
+from boxloop.cli.common import (
+    EXIT_OK,
+    add_run_options,
+    detector_settings,
+    parse_set,
+    stop_signals_interrupt,
+)
 from boxloop.core.errors import ConfigError
 
 
@@ -78,7 +84,7 @@ def _cmd_local_run(args: argparse.Namespace) -> int:
         keep_run_files=args.keep_run_files,
     )
     try:
-        with printer:
+        with printer, stop_signals_interrupt():
             result = run_local(request, printer)
     finally:
         close = getattr(workforce, "close", None)  # the browser workforce's server

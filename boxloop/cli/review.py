@@ -7,7 +7,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from boxloop.cli.common import EXIT_OK
+from boxloop.cli.common import EXIT_OK, stop_signals_interrupt
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -39,7 +39,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         print(f"Review {len(review.items())} images in your browser: {server.url(token)}")
         print("Corrections go into the output manifest as you save them; Ctrl-C ends the review.")
         try:
-            threading.Event().wait()
+            with stop_signals_interrupt():
+                threading.Event().wait()
         except KeyboardInterrupt:
             pass
         finally:

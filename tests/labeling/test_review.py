@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 
+import pytest
 from PIL import Image
 
 from boxloop.core.formats.groundtruth import record_to_label
@@ -173,9 +175,11 @@ def test_review_routes_are_off_in_label_mode(tmp_path):
     assert h.call("GET", "/review/items").status == 404
 
 
-def test_boxloop_review_command_serves_and_saves(tmp_path):
+@pytest.mark.parametrize(
+    "stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c, sigint ignored on entry", "kill"]
+)
+def test_boxloop_review_command_serves_and_saves(tmp_path, stop):
     import os
-    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -191,6 +195,8 @@ def test_boxloop_review_command_serves_and_saves(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONPATH": str(root)},
+        # as a background job of a script starts: SIGINT ignored (Python then sets no handler)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         first = proc.stdout.readline()
@@ -204,7 +210,7 @@ def test_boxloop_review_command_serves_and_saves(tmp_path):
         )
         assert status == 200, body
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(timeout=20) == 0
     assert _manifest(out)[record_id(refs[3])]["boxes"]["annotations"] == [box]
 
