@@ -198,23 +198,27 @@ class _Written:
         )
 
 
+def _spending_stop(config: LoopConfig, written: _Written) -> str | None:
+    """Why human labeling must stop for its spending (budget used, cost cap reached), or None."""
+    counts, spent_usd = written.counts, float(written.spent.total_usd)
+    if config.human_label_budget is not None and counts["human"] >= config.human_label_budget:
+        return f"human_label_budget ({config.human_label_budget}) used"
+    if config.cost_cap_usd is not None and spent_usd >= config.cost_cap_usd:
+        return f"cost_cap_usd ({config.cost_cap_usd}) reached"
+    return None
+
+
 def _audit_due(config: LoopConfig, written: _Written) -> bool:
     """Whether this round's auto-labels still get their audit when nothing is left unlabeled.
 
     The audit-only round trains nothing, so max_iterations and patience do not hold it back;
     it spends human labels, so the budget and the cost cap do.
     """
-    counts, spent_usd = written.counts, float(written.spent.total_usd)
-    return (
-        written.auto > 0
-        and config.audit_share > 0
-        and (config.human_label_budget is None or counts["human"] < config.human_label_budget)
-        and (config.cost_cap_usd is None or spent_usd < config.cost_cap_usd)
-    )
+    return written.auto > 0 and config.audit_share > 0 and _spending_stop(config, written) is None
 
 
 def _decide(run: RunState, config: LoopConfig, written: _Written) -> tuple[str, str | None, int]:
-    counts, spent_usd = written.counts, float(written.spent.total_usd)
+    counts = written.counts
     stalled = 0 if written.new_labels(run) else run.stalled + 1
     open_images = counts["unlabeled"] - counts["exhausted"]
     if counts["unlabeled"] == 0:
@@ -225,10 +229,9 @@ def _decide(run: RunState, config: LoopConfig, written: _Written) -> tuple[str, 
         return "finalize", "the remaining images failed labeling too often", stalled
     if run.iteration + 1 >= config.max_iterations:
         return "finalize", f"max_iterations ({config.max_iterations}) reached", stalled
-    if config.human_label_budget is not None and counts["human"] >= config.human_label_budget:
-        return "finalize", f"human_label_budget ({config.human_label_budget}) used", stalled
-    if config.cost_cap_usd is not None and spent_usd >= config.cost_cap_usd:
-        return "finalize", f"cost_cap_usd ({config.cost_cap_usd}) reached", stalled
+    spending = _spending_stop(config, written)
+    if spending is not None:
+        return "finalize", spending, stalled
     if stalled >= config.patience:
         return "finalize", f"no new labels for {stalled} iterations", stalled
     return "continue", None, stalled
