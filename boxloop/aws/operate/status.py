@@ -372,19 +372,12 @@ def audit_text(audit: dict[str, Any] | None) -> str | None:
     The applied auto-labels' accuracy once any was audited (what the run delivers), else the
     would-be ones' (a threshold still held back for the last model).
     """
-    from boxloop.local.reporting.page import delivered_text
+    from boxloop.local.reporting.page import audited_line, delivered_text
 
     delivered = delivered_text(audit)
     if delivered or not audit:
         return delivered
-    total = Estimate.from_json(audit.get("total") or {})
-    if not total.images or total.image_interval is None or total.image_accuracy is None:
-        return None
-    low, high = total.image_interval
-    return (
-        f"{total.image_accuracy:.1%} over {total.images:,} would-be auto-labels re-labeled by "
-        f"humans at random, {total.level:.0%} interval [{low:.1%}, {high:.1%}]"
-    )
+    return audited_line(Estimate.from_json(audit.get("total") or {}), "would-be")
 
 
 def status_lines(status: RunStatus) -> list[str]:
