@@ -257,33 +257,60 @@ def run_local(
     return _finish(request, config, files, report)
 
 
-def _finish(
-    request: LocalRunRequest, config: LoopConfig, files: dict[str, Path], report: dict[str, Any]
-) -> LocalRunResult:
-    """The local extras: accuracy against the reference, the HTML report, the COCO export."""
-    from boxloop.local.export import export_coco
+def write_report_page(
+    out: Path,
+    report: dict[str, Any],
+    output_manifest: Path,
+    label_attribute: str,
+    *,
+    base_dir: Path,
+    reference: Path | None = None,
+    reference_attribute: str | None = None,
+) -> tuple[Path, dict[str, Any] | None]:
+    """Draw ``OUT/report.html`` for ``output_manifest``; returns it and the accuracy measured.
+
+    With a ``reference`` manifest the labels are measured against it first, and the result is
+    written to ``OUT/reference_eval.json`` (it records the reference's path, so ``boxloop
+    review`` can measure again after corrections). A finished run and the end of a review
+    both draw the page here.
+    """
     from boxloop.local.reporting import (
         evaluate_against_reference,
         least_confident_auto_labels,
         write_html_report,
     )
 
-    out = request.out_dir
     reference_eval = None
-    if request.reference is not None:
+    if reference is not None:
         reference_eval = evaluate_against_reference(
-            files["output_manifest"],
-            request.reference,
-            config.label_attribute,
-            reference_attribute=label_attribute_of(request.reference),
+            output_manifest, reference, label_attribute, reference_attribute=reference_attribute
         )
         (out / REFERENCE_EVAL).write_text(json.dumps(reference_eval, indent=2))
-        files["reference_eval"] = out / REFERENCE_EVAL
-    files["report_html"] = out / REPORT_HTML
-    gallery = least_confident_auto_labels(
-        files["output_manifest"], config.label_attribute, base_dir=request.base_dir
+    gallery = least_confident_auto_labels(output_manifest, label_attribute, base_dir=base_dir)
+    page = write_html_report(
+        report, out / REPORT_HTML, reference_eval=reference_eval, gallery=gallery
     )
-    write_html_report(report, files["report_html"], reference_eval=reference_eval, gallery=gallery)
+    return page, reference_eval
+
+
+def _finish(
+    request: LocalRunRequest, config: LoopConfig, files: dict[str, Path], report: dict[str, Any]
+) -> LocalRunResult:
+    """The local extras: accuracy against the reference, the HTML report, the COCO export."""
+    from boxloop.local.export import export_coco
+
+    out = request.out_dir
+    files["report_html"], reference_eval = write_report_page(
+        out,
+        report,
+        files["output_manifest"],
+        config.label_attribute,
+        base_dir=request.base_dir,
+        reference=request.reference,
+        reference_attribute=label_attribute_of(request.reference) if request.reference else None,
+    )
+    if reference_eval is not None:
+        files["reference_eval"] = out / REFERENCE_EVAL
     files["coco"] = out / COCO_JSON
     export_coco(
         files["output_manifest"], files["coco"], config.label_attribute, request.labels.class_names

@@ -229,35 +229,29 @@ class LocalReview:
         run measured it and its reference manifest is still where it was; otherwise the page
         leaves it out rather than show the figures of labels that have changed since.
         """
-        from boxloop.local.app import REFERENCE_EVAL, REPORT_HTML
-        from boxloop.local.reporting import (
-            evaluate_against_reference,
-            least_confident_auto_labels,
-            write_html_report,
-        )
+        from boxloop.local.app import REFERENCE_EVAL, REPORT_HTML, write_report_page
 
         page, report_json = self.out_dir / REPORT_HTML, self.out_dir / "report.json"
         if not self._corrections or not page.is_file() or not report_json.is_file():
             return None
         with self._lock:
-            reference_eval = None
+            reference, reference_attribute = None, None
             saved = self.out_dir / REFERENCE_EVAL
             if saved.is_file():
                 before = json.loads(saved.read_text(encoding="utf-8"))
                 source = Path(str((before.get("reference") or {}).get("source") or ""))
                 if source.is_file():
-                    reference_eval = evaluate_against_reference(
-                        self.manifest,
-                        source,
-                        self.attr,
-                        reference_attribute=before.get("reference_attribute"),
-                    )
-                    saved.write_text(json.dumps(reference_eval, indent=2), encoding="utf-8")
-            gallery = least_confident_auto_labels(
-                self.manifest, self.attr, base_dir=self.base_dir or Path.cwd()
-            )
+                    reference, reference_attribute = source, before.get("reference_attribute")
             report = json.loads(report_json.read_text(encoding="utf-8"))
-            return write_html_report(report, page, reference_eval=reference_eval, gallery=gallery)
+            return write_report_page(
+                self.out_dir,
+                report,
+                self.manifest,
+                self.attr,
+                base_dir=self.base_dir or Path.cwd(),
+                reference=reference,
+                reference_attribute=reference_attribute,
+            )[0]
 
     def _update_coco(self) -> None:
         """Re-export ``coco.json`` (when the run wrote one) from the corrected manifest."""
