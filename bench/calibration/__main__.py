@@ -28,6 +28,7 @@ import json
 import random
 import statistics
 from bisect import bisect_left
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +69,19 @@ class _Rest:
             "empty": empty / k if k else None,
         }
 
-    def oracle(self) -> int:
-        """The largest most-confident prefix (whole ties) whose exact share meets the target."""
+    def largest_prefix(self, passes: Callable[[int, float], bool]) -> int:
+        """The largest most-confident prefix (whole ties) whose size and exact sum pass."""
         best = 0
         for k in range(1, len(self.rows) + 1):
             if k < len(self.rows) and self.rows[k][0] == self.rows[k - 1][0]:
                 continue
-            if self.sums[k][0] / k >= TARGET - 1e-12:
+            if passes(k, self.sums[k][0]):
                 best = k
         return best
+
+    def oracle(self) -> int:
+        """The largest most-confident prefix (whole ties) whose exact share meets the target."""
+        return self.largest_prefix(lambda k, exact: exact / k >= TARGET - 1e-12)
 
 
 def reachable_share(rows: list[Row], size: int) -> float:
@@ -86,20 +91,15 @@ def reachable_share(rows: list[Row], size: int) -> float:
     or above the cut; with exactly the population's exact share among them (no unlucky draw),
     does their Clopper-Pearson bound at level ``LEVEL`` reach the target? Ties go whole.
     """
-    ordered = sorted(rows, key=lambda r: -r[0])
-    best, exact = 0, 0.0
-    for k, row in enumerate(ordered, start=1):
-        exact += row[1]
-        if k < len(ordered) and ordered[k][0] == row[0]:
-            continue
-        expected = round(size * k / len(ordered))
-        if (
-            expected
-            and clopper_pearson_lower(round(expected * exact / k), expected, 1 - LEVEL)
-            >= TARGET - 1e-12
-        ):
-            best = k
-    return best / len(ordered)
+    ordered = _Rest(sorted(rows, key=lambda r: -r[0]))
+    n = len(ordered.rows)
+
+    def shown(k: int, exact: float) -> bool:
+        expected = round(size * k / n)
+        lower = clopper_pearson_lower(round(expected * exact / k), expected, 1 - LEVEL)
+        return bool(expected) and lower >= TARGET - 1e-12
+
+    return ordered.largest_prefix(shown) / n
 
 
 def _covered(figures: dict[str, float | None], rule: str) -> tuple[bool, bool]:
